@@ -1,0 +1,111 @@
+"""Typed, frozen configuration sections loaded from ``params.yaml``.
+
+Each stage reads only its own section into a frozen dataclass; an unknown key
+is an error that names the key, so a typo in ``params.yaml`` never silently
+falls back to a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+T = TypeVar("T")
+
+
+def load_params(path: str | Path = "params.yaml") -> dict[str, Any]:
+    """Read a params file; raise ``ValueError`` naming the file if it is not a mapping."""
+    path = Path(path)
+    with path.open(encoding="utf-8") as fh:
+        params = yaml.safe_load(fh)
+    if not isinstance(params, dict):
+        raise ValueError(f"{path}: expected a mapping of sections, got {type(params).__name__}")
+    return params
+
+
+def _coerce(value: Any, annotation: Any, where: str) -> Any:
+    """Check ``value`` against a dataclass field annotation (int→float allowed)."""
+    origin = typing.get_origin(annotation)
+    if annotation is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        errors = []
+        for option in typing.get_args(annotation):
+            try:
+                return _coerce(value, option, where)
+            except ValueError as err:
+                errors.append(str(err))
+        raise ValueError(f"{where}: {value!r} does not match {annotation}")
+    if annotation is type(None):
+        if value is None:
+            return None
+        raise ValueError(f"{where}: expected null, got {value!r}")
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise ValueError(f"{where}: expected a list, got {value!r}")
+        (item_type, *_rest) = typing.get_args(annotation) or (Any,)
+        return tuple(_coerce(v, item_type, f"{where}[{i}]") for i, v in enumerate(value))
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ValueError(f"{where}: expected a mapping, got {value!r}")
+        return dict(value)
+    if annotation is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if annotation is bool and not isinstance(value, bool):
+        raise ValueError(f"{where}: expected true or false, got {value!r}")
+    if annotation in (int, float, str) and (
+        not isinstance(value, annotation) or isinstance(value, bool)
+    ):
+        raise ValueError(f"{where}: expected {annotation.__name__}, got {value!r}")
+    return value
+
+
+def from_section(cls: type[T], section: dict[str, Any] | None, name: str) -> T:
+    """Build the frozen dataclass ``cls`` from one params section.
+
+    Args:
+        cls: a dataclass whose fields are the allowed keys.
+        section: the mapping read from params.yaml (``None`` means all defaults).
+        name: the section's name, used in error messages.
+
+    Raises:
+        ValueError: on an unknown key, a missing required key or a wrongly typed value.
+    """
+    section = dict(section or {})
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(section) - set(fields))
+    if unknown:
+        raise ValueError(
+            f"params.yaml: unknown key(s) {', '.join(unknown)} in section '{name}'; "
+            f"known keys: {', '.join(fields)}"
+        )
+    hints = typing.get_type_hints(cls)
+    kwargs = {
+        key: _coerce(value, hints[key], f"params.yaml: {name}.{key}")
+        for key, value in section.items()
+    }
+    try:
+        return cls(**kwargs)
+    except TypeError as err:
+        raise ValueError(f"params.yaml: section '{name}': {err}") from None
+
+
+def load_section(cls: type[T], name: str, path: str | Path = "params.yaml") -> T:
+    """Load section ``name`` of the params file into ``cls``."""
+    params = load_params(path)
+    if name not in params:
+        raise ValueError(f"{path}: missing section '{name}'")
+    return from_section(cls, params[name], name)
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    """A resolved config as plain data, for writing next to the artifacts it produced."""
+    return {
+        key: list(value) if isinstance(value, tuple) else value
+        for key, value in dataclasses.asdict(config).items()
+    }
