@@ -1,0 +1,89 @@
+"""Shared fixtures: the reference data and a tiny copy of the repository run through dvc."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent  # the virtualenv's bin: python, dvc, torchrun
+
+
+def reference_dir() -> Path | None:
+    """The real reference files (shared/reference beside the checkout), if present."""
+    candidates = [os.environ.get("SPRINGTAIL_REFERENCE"), REPO.parent / "shared" / "reference"]
+    for candidate in candidates:
+        if candidate and (Path(candidate) / "collembola_expert_votes.csv").exists():
+            return Path(candidate)
+    return None
+
+
+@pytest.fixture(scope="session")
+def reference() -> Path:
+    path = reference_dir()
+    if path is None:
+        pytest.skip("reference data not found: set SPRINGTAIL_REFERENCE to shared/reference")
+    return path
+
+
+def tool_env() -> dict[str, str]:
+    """Environment for subprocesses: the virtualenv first on PATH, no DVC telemetry."""
+    env = dict(os.environ)
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    env["DVC_NO_ANALYTICS"] = "1"
+    env.setdefault("GIT_AUTHOR_NAME", "springtail-tests")
+    env.setdefault("GIT_AUTHOR_EMAIL", "tests@springtail.invalid")
+    env.setdefault("GIT_COMMITTER_NAME", "springtail-tests")
+    env.setdefault("GIT_COMMITTER_EMAIL", "tests@springtail.invalid")
+    return env
+
+
+def run(cmd: list[str], cwd: Path, check: bool = True, **kwargs) -> subprocess.CompletedProcess:
+    """Run a command, failing the test with its output when it fails."""
+    result = subprocess.run(cmd, cwd=cwd, env=tool_env(), capture_output=True, text=True, **kwargs)
+    if check and result.returncode != 0:
+        pytest.fail(
+            f"{' '.join(cmd)} exited {result.returncode}\n--- stdout\n{result.stdout[-4000:]}"
+            f"\n--- stderr\n{result.stderr[-4000:]}"
+        )
+    return result
+
+
+def copy_repo(dest: Path, params: str = "params.tiny.yaml") -> Path:
+    """Copy the project's source files (what git would clone) into ``dest`` as a fresh repo.
+
+    Outputs, caches and dvc.lock stay behind; ``params`` is copied over params.yaml.
+    """
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        cwd=REPO, capture_output=True, text=True, check=True,
+    ).stdout.split("\0")
+    for rel in filter(None, listed):
+        src = REPO / rel
+        if not src.is_file() or rel == "dvc.lock" or rel.startswith(("data/", "models/", "metrics/")):
+            continue
+        target = dest / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src, target)
+    shutil.copy2(REPO / params, dest / "params.yaml")
+    for rel in ("data", "models", "metrics"):
+        (dest / rel).mkdir(exist_ok=True)
+    run(["git", "init", "-q", "-b", "main"], dest)
+    run(["git", "add", "-A"], dest)
+    run(["git", "commit", "-qm", "tiny copy"], dest)
+    return dest
+
+
+@pytest.fixture(scope="session")
+def tiny_repo(tmp_path_factory) -> Path:
+    """A copy of the repository on the tiny params after one full ``dvc repro``, committed."""
+    repo = copy_repo(tmp_path_factory.mktemp("tiny") / "repo")
+    run(["dvc", "repro"], repo, timeout=900)
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-qm", "tiny run"], repo)
+    return repo
