@@ -1,0 +1,244 @@
+"""Training and test crops: boxes and background squares to square uint8 arrays.
+
+Each kept box is cut with a context margin, centred in a square padded with
+its mean colour (see :func:`springtail.decode.render_square`) and resized to
+``size``; background (FOND, class 8) squares sized like the image's crop
+regions are sampled where they overlap no box; every test crop goes through the
+same pad-to-square and resize. Images are decoded in worker processes, in
+sorted order, and the crops are streamed into shards (bounded memory).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import multiprocessing
+import os
+import resource
+import shutil
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from springtail.classes import CODES
+from springtail.config import to_dict
+from springtail.cutting import PROBA_COLUMNS, crop_image, crop_test_image
+from springtail.folds import assign_folds
+from springtail.io import write_yaml
+from springtail.policy import SkipLog
+from springtail.runtime import cpu_count
+from springtail.store import ShardWriter, write_index
+
+LABEL_COLUMNS = ("image_id", "line", "xc", "yc", "w", "h", "label", "keep", *PROBA_COLUMNS)
+TRAIN_COLUMNS = ("crop_id", "image_id", "line", "source", "label", *PROBA_COLUMNS,
+                 "fold", "x0", "y0", "x1", "y1")
+
+
+@dataclass(frozen=True)
+class CropsConfig:
+    """The ``crops`` section of ``params.yaml``."""
+
+    size: int = 96  # side of the square crop, pixels
+    margin: float = 0.1  # context around each box, fraction of its longer side
+    background_per_image: float = 0.3  # background crops per training image, on average
+    background_iou_max: float = 0.0  # largest IoU of a background square with any box
+    n_folds: int = 5  # validation folds, grouped by source image
+    seed: int = 0  # background sampling and fold assignment
+    shard_size: int = 4096  # crops per .npy shard
+    workers: int = 0  # decoding processes; 0 = one per CPU this process may use
+    draft: bool = True  # decode JPEGs at 1/2..1/8 scale when every crop stays >= size
+
+    def __post_init__(self) -> None:
+        if self.size < 8 or self.shard_size < 1 or self.workers < 0:
+            raise ValueError("params.yaml: crops needs size >= 8, shard_size >= 1, workers >= 0")
+        if self.margin < 0 or self.background_per_image < 0:
+            raise ValueError("params.yaml: crops.margin and background_per_image must be >= 0")
+        if not 0.0 <= self.background_iou_max < 1.0:
+            raise ValueError("params.yaml: crops.background_iou_max must be in [0, 1)")
+
+
+def ordered_map(fn: Callable, jobs: Iterable, workers: int) -> Iterator:
+    """``map(fn, jobs)`` in order, over ``workers`` processes when > 1.
+
+    The pool is terminated when the consumer stops early (for example on an error).
+    """
+    if workers <= 1:
+        yield from map(fn, jobs)
+        return
+    with multiprocessing.get_context("fork").Pool(workers) as pool:
+        yield from pool.imap(fn, jobs, chunksize=2)
+
+
+def bind(fn: Callable, config: CropsConfig) -> Callable:
+    """``fn`` with ``config`` bound, picklable for a process pool."""
+    return functools.partial(fn, config=config)
+
+
+@contextlib.contextmanager
+def atomic_directory(path: str | Path) -> Iterator[Path]:
+    """Yield a sibling temporary directory; it replaces ``path`` only on success.
+
+    A killed stage leaves at most a hidden ``.<name>.*.tmp`` directory, never a
+    complete-looking output.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        yield tmp
+        os.chmod(tmp, 0o755)
+        if path.exists():
+            old = tmp.with_name(tmp.name + ".old")
+            os.rename(path, old)
+            os.rename(tmp, path)
+            shutil.rmtree(old)
+        else:
+            os.rename(tmp, path)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+
+
+def check_labels(labels: pd.DataFrame, source: str = "labels.csv") -> pd.DataFrame:
+    """Validate the consensus table the crops are cut from; return it sorted.
+
+    Raises:
+        ValueError: a missing column, or a kept box without a class label.
+    """
+    missing = [c for c in LABEL_COLUMNS if c not in labels.columns]
+    if missing:
+        raise ValueError(f"{source}: missing column(s) {', '.join(missing)}")
+    labels = labels.astype({"image_id": str, "keep": bool})
+    bad = labels[labels["keep"] & ~labels["label"].between(0, len(CODES) - 1)]
+    if len(bad):
+        row = bad.iloc[0]
+        raise ValueError(f"{source}: kept box {row['image_id']} line {row['line']} has label "
+                         f"{row['label']} (expected a class id 0..{len(CODES) - 1})")
+    return labels.sort_values(["image_id", "line"], kind="stable").reset_index(drop=True)
+
+
+def train_jobs(labels: pd.DataFrame, train_dir: Path) -> list[tuple[str, str, list[dict]]]:
+    """One (image_id, image path, boxes) job per image of labels.csv, sorted by id."""
+    columns = ["line", "xc", "yc", "w", "h", "keep", "label", *PROBA_COLUMNS]
+    return [(str(image_id), str(train_dir / f"{image_id}.jpg"),
+             group[columns].to_dict("records"))
+            for image_id, group in labels.groupby("image_id", sort=True)]
+
+
+def build_train(labels: pd.DataFrame, train_dir: Path, out: Path, config: CropsConfig,
+                log: SkipLog) -> tuple[pd.DataFrame, dict]:
+    """Cut, store and index every training crop; return the index and decode stats."""
+    writer = ShardWriter(out, "train", config.size, config.shard_size)
+    rows, scales, missing = [], Counter(), 0
+    workers = config.workers or cpu_count()
+    for result in ordered_map(bind(crop_image, config), train_jobs(labels, train_dir), workers):
+        if result.error is not None:
+            log.handle(result.error)
+            continue
+        writer.extend(result.crops)
+        rows.extend(result.rows)
+        scales[result.scale] += 1
+        missing += result.background_missing
+    writer.close()
+    if not rows:
+        raise ValueError(f"{train_dir}: no training crop could be cut")
+    index = pd.DataFrame(rows)
+    index.insert(0, "crop_id", np.arange(len(index)))
+    index["fold"] = assign_folds(index["label"].to_numpy(), index["image_id"].to_numpy(),
+                                 config.n_folds, config.seed)
+    index = index[list(TRAIN_COLUMNS)]
+    write_index(out, "train", index)
+    stats = {"images_cropped": sum(scales.values()), "background_missing": missing,
+             "decode_scale": {str(k): n for k, n in sorted(scales.items())}}
+    return index, stats
+
+
+def build_test(test_dir: Path, out: Path, config: CropsConfig, log: SkipLog) -> pd.DataFrame:
+    """Pad, resize, store and index every ``test/*.jpg`` in sorted file order."""
+    if not test_dir.is_dir():
+        raise FileNotFoundError(f"{test_dir}: missing test/ directory (expected <idx>.jpg crops)")
+    paths = sorted(test_dir.glob("*.jpg"))
+    writer = ShardWriter(out, "test", config.size, config.shard_size)
+    ids = []
+    workers = config.workers or cpu_count()
+    for path, (crop, error) in zip(paths, ordered_map(
+            bind(crop_test_image, config), [str(p) for p in paths], workers)):
+        if error is not None:
+            log.handle(error)
+            continue
+        writer.add(crop)
+        ids.append(path.stem)
+    writer.close()
+    index = pd.DataFrame({"crop_id": np.arange(len(ids)), "idx": ids})
+    write_index(out, "test", index)
+    return index
+
+
+def peak_rss_mb() -> dict[str, float]:
+    """Peak resident memory of this process and of its largest child, MiB."""
+    to_mb = 1 / 1024  # Linux reports KiB
+    return {"main": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * to_mb, 1),
+            "workers": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * to_mb, 1)}
+
+
+def _counts(index: pd.DataFrame) -> dict[str, int]:
+    counts = index["label"].value_counts()
+    return {CODES[k]: int(counts.get(k, 0)) for k in range(len(CODES))}
+
+
+def crop_metrics(index: pd.DataFrame, test: pd.DataFrame, stats: dict) -> dict:
+    """Counts per class, split and fold, for ``metrics/crops.json``."""
+    folds = {str(f): {"crops": int(len(part)), "images": int(part["image_id"].nunique()),
+                      "per_class": _counts(part)}
+             for f, part in index.groupby("fold", sort=True)}
+    return {
+        "train": {"crops": int(len(index)), "boxes": int((index["source"] == "box").sum()),
+                  "background": int((index["source"] == "background").sum()),
+                  "images": int(index["image_id"].nunique()), "per_class": _counts(index)},
+        "test": {"crops": int(len(test))},
+        "per_fold": folds,
+        **stats,
+    }
+
+
+def build_crops(raw_dir: str | Path, labels: pd.DataFrame, out: str | Path,
+                config: CropsConfig, log: SkipLog) -> dict:
+    """The crops stage: ``out`` is replaced atomically by train/test shards and indexes.
+
+    Args:
+        raw_dir: the raw layout (train/<id>.jpg, test/<idx>.jpg).
+        labels: the consensus table (labels.csv); only ``keep`` boxes become crops.
+        out: the crops directory to (re)create.
+        config: the ``crops`` params.
+        log: the error policy; bad images are skipped or raised through it.
+
+    Returns:
+        the metrics (counts, skipped, seconds, decode mode, output size, peak RSS).
+    """
+    raw_dir, start = Path(raw_dir), time.perf_counter()
+    labels = check_labels(labels)
+    with atomic_directory(out) as tmp:
+        index, stats = build_train(labels, raw_dir / "train", tmp, config, log)
+        train_seconds = time.perf_counter() - start
+        test = build_test(raw_dir / "test", tmp, config, log)
+        write_yaml(tmp / "crops.yaml", to_dict(config))
+        output_bytes = sum(p.stat().st_size for p in tmp.iterdir())
+    images = {p.stem for p in (raw_dir / "train").glob("*.jpg")}
+    metrics = crop_metrics(index, test, stats)
+    metrics.update({
+        "images_without_labels": len(images - set(labels["image_id"])),
+        "skipped": log.to_dict(),
+        "decode": "draft" if config.draft else "full",
+        "workers": config.workers or cpu_count(),
+        "seconds": {"train": round(train_seconds, 2),
+                    "total": round(time.perf_counter() - start, 2)},
+        "output_bytes": int(output_bytes),
+        "peak_rss_mb": peak_rss_mb(),
+    })
+    return metrics

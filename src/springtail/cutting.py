@@ -1,0 +1,112 @@
+"""Cutting one image: plan its regions, decode it once, render every crop.
+
+These functions run in worker processes; they return data (crops and index
+rows) or the :class:`~springtail.policy.DataError` that the parent process
+hands to the error policy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from springtail.classes import BACKGROUND, N_CLASSES
+from springtail.decode import draft_factor, image_size, load_rgb, render_square
+from springtail.policy import DataError
+from springtail.regions import (
+    background_count, context_region, image_rng, pixel_box, sample_background,
+)
+
+if TYPE_CHECKING:
+    from springtail.crops import CropsConfig
+
+PROBA_COLUMNS = tuple(f"p{k}" for k in range(N_CLASSES))
+
+
+@dataclass
+class ImageCrops:
+    """What one training image gave: crops and their index rows, or an error."""
+
+    image_id: str
+    crops: np.ndarray  # (n, S, S, 3) uint8
+    rows: list[dict] = field(default_factory=list)
+    error: DataError | None = None
+    scale: int = 0  # decoding reduction obtained; 0 = not decoded
+    background_missing: int = 0  # background squares wanted but not placed
+
+
+def _box_row(image_id: str, box: dict, px: tuple) -> dict:
+    proba = {c: float(box[c]) for c in PROBA_COLUMNS}
+    return {"image_id": image_id, "line": int(box["line"]), "source": "box",
+            "label": int(box["label"]), **proba, "x0": px[0], "y0": px[1], "x1": px[2], "y1": px[3]}
+
+
+def _background_row(image_id: str, square: tuple) -> dict:
+    proba = {c: float(k == BACKGROUND) for k, c in enumerate(PROBA_COLUMNS)}
+    return {"image_id": image_id, "line": 0, "source": "background", "label": BACKGROUND,
+            **proba, "x0": square[0], "y0": square[1], "x1": square[2], "y1": square[3]}
+
+
+def plan_image(image_id: str, boxes: list[dict], size: tuple[int, int], config: CropsConfig):
+    """Regions to cut from one image and their index rows (no pixels read).
+
+    Args:
+        boxes: all of the image's rows of labels.csv (``keep`` marks training boxes).
+        size: the image's (width, height) as displayed.
+
+    Returns:
+        (regions, rows, missing): full-resolution regions, one index row each, and
+        how many background squares could not be placed.
+    """
+    pixels = [pixel_box(b["xc"], b["yc"], b["w"], b["h"], *size) for b in boxes]
+    regions, rows = [], []
+    for box, px in zip(boxes, pixels):
+        if box["keep"]:
+            regions.append(context_region(px, config.margin))
+            rows.append(_box_row(image_id, box, px))
+    rng = image_rng(config.seed, image_id)
+    wanted = background_count(config.background_per_image, rng)
+    sides = [round(max(r[2] - r[0], r[3] - r[1])) for r in
+             (context_region(px, config.margin) for px in pixels)]
+    squares = sample_background(pixels, sides, size, wanted, config.background_iou_max, rng)
+    for square in squares:
+        regions.append(tuple(float(v) for v in square))
+        rows.append(_background_row(image_id, square))
+    return regions, rows, wanted - len(squares)
+
+
+def _scale_for(regions: list[tuple], config: CropsConfig) -> int:
+    """The draft reduction: every region's square keeps >= size pixels."""
+    if not config.draft:
+        return 1
+    return draft_factor(min(max(r[2] - r[0], r[3] - r[1]) for r in regions), config.size)
+
+
+def crop_image(job: tuple[str, str, list[dict]], config: CropsConfig) -> ImageCrops:
+    """Worker: plan, decode once and cut every crop of one training image."""
+    image_id, path, boxes = job
+    empty = np.empty((0, config.size, config.size, 3), dtype=np.uint8)
+    try:
+        size = image_size(path)
+        regions, rows, missing = plan_image(image_id, boxes, size, config)
+        if not regions:
+            return ImageCrops(image_id, empty, background_missing=missing)
+        image, scale, _ = load_rgb(path, _scale_for(regions, config))
+        crops = np.stack([render_square(image, r, scale, size, config.size) for r in regions])
+    except DataError as err:
+        return ImageCrops(image_id, empty, error=err)
+    return ImageCrops(image_id, crops, rows, scale=scale, background_missing=missing)
+
+
+def crop_test_image(path: str, config: CropsConfig) -> tuple[np.ndarray | None, DataError | None]:
+    """Worker: one whole test crop, padded to a square and resized."""
+    try:
+        width, height = image_size(path)
+        factor = draft_factor(max(width, height), config.size) if config.draft else 1
+        image, scale, size = load_rgb(path, factor)
+        return render_square(image, (0.0, 0.0, float(width), float(height)), scale, size,
+                             config.size), None
+    except DataError as err:
+        return None, err

@@ -1,0 +1,149 @@
+"""Tables and scores built from a consensus: labels.csv, disputed.csv, metrics.
+
+``labels.csv`` holds one row per box (votes, consensus label, confidence, soft
+label p0..p8, agreement pattern, keep); ``disputed.csv`` holds the boxes on
+which the experts disagree, with the consensus label: the competition's
+label-correction deliverable, keyed like the real one by
+``idx = <image id>_<v1>_<v2>_<v3>_<v4>_<xmin px>_<ymin px>``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import pandas as pd
+
+from springtail.annotations import VOTE_COLUMNS
+from springtail.classes import CODES, N_CLASSES
+from springtail.consensus import (
+    PATTERNS, Consensus, ConsensusConfig, agreement_patterns, compare_methods,
+    fleiss_kappa, run_consensus, strict_majority, vote_counts,
+)
+
+PROBA_COLUMNS = tuple(f"p{k}" for k in range(N_CLASSES))
+
+
+def votes_of(boxes: pd.DataFrame) -> np.ndarray:
+    """(N, E) int votes of a box table."""
+    return boxes[list(VOTE_COLUMNS)].to_numpy(dtype=np.int64)
+
+
+def labels_table(boxes: pd.DataFrame, result: Consensus) -> pd.DataFrame:
+    """The box table plus label, confidence, p0..p8, agreement and keep columns."""
+    labels = boxes.reset_index(drop=True).copy()
+    labels["label"] = result.label.astype(np.int64)
+    labels["confidence"] = result.confidence
+    for k, column in enumerate(PROBA_COLUMNS):
+        labels[column] = result.proba[:, k]
+    labels["agreement"] = agreement_patterns(votes_of(boxes))
+    labels["keep"] = result.keep.astype(bool)
+    return labels.sort_values(["image_id", "line"], kind="stable").reset_index(drop=True)
+
+
+def competition_idx(row: pd.Series, width: int, height: int) -> str:
+    """The real label-correction key; pixel corners are truncated as in the real file."""
+    votes = "_".join(str(int(row[c])) for c in VOTE_COLUMNS)
+    xmin = int((row["xc"] - row["w"] / 2) * width)
+    ymin = int((row["yc"] - row["h"] / 2) * height)
+    return f"{row['image_id']}_{votes}_{xmin}_{ymin}"
+
+
+def disputed_table(labels: pd.DataFrame, sizes: dict[str, tuple[int, int]]) -> pd.DataFrame:
+    """Boxes whose experts disagree, with the consensus label (id and code).
+
+    Args:
+        labels: the table of :func:`labels_table`.
+        sizes: image_id -> (width, height) in pixels, for the ``idx`` key; images
+            missing here get an empty ``idx``.
+    """
+    disputed = labels[labels["agreement"] != "4"]
+    table = disputed[["image_id", "line", *VOTE_COLUMNS, "agreement", "label"]].copy()
+    table.insert(0, "idx", [
+        competition_idx(row, *sizes[row["image_id"]]) if row["image_id"] in sizes else ""
+        for _, row in disputed.iterrows()
+    ])
+    table["code"] = [CODES[k] if k >= 0 else "" for k in disputed["label"]]
+    table["confidence"] = disputed["confidence"].round(6)
+    return table.reset_index(drop=True)
+
+
+def _ds_details(result: Consensus) -> dict:
+    info = result.info
+    return {"iterations": info["iterations"], "converged": info["converged"],
+            "log_likelihood": round(info["log_likelihood"], 4),
+            "class_priors": dict(zip(CODES, np.round(info["priors"], 5).tolist()))}
+
+
+def summarize(boxes: pd.DataFrame, result: Consensus, config: ConsensusConfig) -> dict:
+    """Metrics of one consensus: counts, agreement, expert accuracies, kappa."""
+    votes = votes_of(boxes)
+    patterns = Counter(agreement_patterns(votes))
+    strict = strict_majority(votes)
+    has_strict = strict >= 0
+    labelled = result.label >= 0
+    summary = {
+        "method": config.method,
+        "boxes_in": int(len(boxes)),
+        "boxes_kept": int(result.keep.sum()),
+        "boxes_labelled": int(labelled.sum()),
+        "boxes_disputed": int(len(boxes) - patterns.get("4", 0)),
+        "agreement": {p: int(patterns.get(p, 0)) for p in PATTERNS},
+        "expert_accuracy": {c: round(float(a), 5)
+                            for c, a in zip(VOTE_COLUMNS, result.expert_accuracy)},
+        "fleiss_kappa": round(fleiss_kappa(vote_counts(votes)), 5),
+        "label_counts": {CODES[k]: int((result.label[result.keep] == k).sum())
+                         for k in range(N_CLASSES)},
+        "differs_from_strict_majority": int((result.label[has_strict] != strict[has_strict]).sum()),
+        "labels_without_strict_majority": int((labelled & ~has_strict).sum()),
+    }
+    if config.method == "dawid_skene":
+        summary["dawid_skene"] = _ds_details(result)
+    return summary
+
+
+def _accuracy(label: np.ndarray, truth: np.ndarray, mask: np.ndarray) -> float | None:
+    return round(float((label[mask] == truth[mask]).mean()), 5) if mask.any() else None
+
+
+def truth_scores(boxes: pd.DataFrame, truth: pd.DataFrame, config: ConsensusConfig) -> dict:
+    """Accuracy against the synthetic truth of the chosen and of every method.
+
+    ``truth`` (columns image_id, line, truth) is used only here, for scoring; an
+    unlabelled box (-1) counts as wrong in the accuracy over all boxes.
+
+    Raises:
+        ValueError: when a box has no truth row.
+    """
+    merged = boxes[["image_id", "line"]].merge(
+        truth[["image_id", "line", "truth"]], on=["image_id", "line"], how="left", validate="1:1")
+    if merged["truth"].isna().any():
+        missing = merged[merged["truth"].isna()].iloc[0]
+        raise ValueError(f"train_truth.csv: no truth for box {missing['image_id']} "
+                         f"line {missing['line']} ({int(merged['truth'].isna().sum())} missing)")
+    y = merged["truth"].to_numpy(dtype=np.int64)
+    votes = votes_of(boxes)
+    disputed = np.array([p != "4" for p in agreement_patterns(votes)])
+    every = np.ones(len(y), dtype=bool)
+    methods = {}
+    for name, result in compare_methods(votes, config).items():
+        methods[name] = {
+            "kept": _accuracy(result.label, y, result.keep),
+            "all": _accuracy(result.label, y, every),
+            "disputed": _accuracy(result.label, y, disputed),
+            "disputed_mean_confidence": round(float(result.confidence[disputed].mean()), 5)
+            if disputed.any() else None,  # vs "disputed": calibration of the soft labels
+            "boxes_kept": int(result.keep.sum()),
+        }
+    return {
+        "truth_accuracy": {k: methods[config.method][k] for k in ("kept", "all", "disputed")},
+        "truth_accuracy_by_method": methods,
+        "truth_expert_accuracy": {c: round(float(a), 5)
+                                  for c, a in zip(VOTE_COLUMNS, (votes == y[:, None]).mean(0))},
+    }
+
+
+def build_labels(boxes: pd.DataFrame, config: ConsensusConfig) -> tuple[pd.DataFrame, dict]:
+    """Run the configured consensus on a box table; return labels.csv's table and metrics."""
+    result = run_consensus(votes_of(boxes), config)
+    return labels_table(boxes, result), summarize(boxes, result, config)

@@ -1,0 +1,64 @@
+"""Checkpoint files: safetensors weights, the resolved config.yaml, the training summary.
+
+Nothing is pickled: tensors go through safetensors, everything else is YAML/JSON.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from safetensors.torch import load_file, save_file
+
+from springtail.io import atomic_path
+
+CONFIG = "config.yaml"
+SUMMARY = "summary.json"
+
+
+def save_tensors(path: str | Path, state: dict[str, torch.Tensor]) -> None:
+    """Write a state dict as safetensors, atomically (contiguous CPU copies)."""
+    tensors = {k: v.detach().cpu().contiguous() for k, v in state.items()}
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp))
+
+
+def load_tensors(path: str | Path) -> dict[str, torch.Tensor]:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: missing weights (run the train stage)")
+    return load_file(str(path), device="cpu")
+
+
+def read_config(directory: str | Path) -> dict[str, Any]:
+    """The resolved configuration a checkpoint was trained with.
+
+    Raises:
+        FileNotFoundError / ValueError: naming the file when it is missing or not a mapping.
+    """
+    path = Path(directory) / CONFIG
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: missing checkpoint config (run the train stage)")
+    cfg = yaml.safe_load(path.read_text(encoding="utf-8"))
+    for key in ("name", "kind", "model", "train", "crop_size", "val_fold"):
+        if not isinstance(cfg, dict) or key not in cfg:
+            raise ValueError(f"{path}: expected a mapping with key '{key}'")
+    return cfg
+
+
+def fit_summary(result, runtime, weights) -> dict[str, Any]:
+    """A FitResult as plain data: best epoch, val macro F1, time, throughput, history."""
+    return {
+        "best_epoch": result.best_epoch,
+        "epochs_run": len(result.history),
+        "val_macro_f1": result.val_macro_f1,
+        "seconds": round(result.seconds, 2),
+        "train_img_per_s": round(result.train_img_per_s, 1),
+        "device": runtime.device,
+        "precision": runtime.precision,
+        "channels_last": runtime.channels_last,
+        "weights": weights.as_dict(),
+        "history": result.history,
+    }

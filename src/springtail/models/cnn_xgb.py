@@ -1,0 +1,181 @@
+"""CNN embeddings -> XGBoost, behind the same scikit-learn contract as the networks.
+
+With pretrained weights the CNN is frozen and only gives features; without, it
+is first fine-tuned for ``finetune_epochs`` with the shared training loop. The
+gradient-boosted trees are then fit on the penultimate (pooled) features of the
+training crops, with early stopping on the validation crops.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import xgboost as xgb
+
+from springtail.classes import N_CLASSES
+from springtail.config import from_section, to_dict
+from springtail.io import atomic_path, write_yaml
+from springtail.models import checkpoint
+from springtail.models.inference import feature_head, forward_views
+from springtail.models.timm_net import NetConfig, TimmClassifier, norm_of
+from springtail.scoring import macro_f1
+from springtail.training import TrainConfig
+
+BOOSTER = "model.ubj"  # XGBoost's native binary JSON
+
+
+@dataclass(frozen=True)
+class CnnXgbConfig:
+    """The ``cnn_xgb`` section of params.yaml."""
+
+    arch: str = "resnet10t"  # CNN that gives the embeddings
+    pretrained: bool | str = False  # with weights: frozen features; without: fine-tuned first
+    finetune_epochs: int = 6  # epochs of the shared training loop before the trees
+    n_estimators: int = 300  # boosting rounds at most
+    max_depth: int = 4
+    learning_rate: float = 0.1
+    subsample: float = 0.8  # row subsampling per tree
+    early_stopping_rounds: int = 30  # rounds without a better val log-loss before stopping
+
+
+def expand_soft(features: np.ndarray, labels: np.ndarray, soft: np.ndarray | None,
+                min_mass: float = 1e-3) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Soft labels for trees: one weighted row per (crop, class) with mass >= ``min_mass``.
+
+    Returns (features (M, D), labels (M,), weights (M,)); hard labels give weight 1.
+    """
+    if soft is None:
+        return features, np.asarray(labels, dtype=int), np.ones(len(labels))
+    rows, cls = np.nonzero(np.asarray(soft) >= min_mass)
+    return features[rows], cls, np.asarray(soft)[rows, cls]
+
+
+def balance(labels: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Multiply sample weights by inverse class frequency (mean weight stays 1)."""
+    mass = np.bincount(labels, weights=weights, minlength=N_CLASSES)
+    present = mass > 0
+    factor = np.zeros(N_CLASSES)
+    factor[present] = mass.sum() / (present.sum() * mass[present])
+    return weights * factor[labels]
+
+
+def fit_booster(features: np.ndarray, labels: np.ndarray, weights: np.ndarray,
+                val: tuple[np.ndarray, np.ndarray] | None, config: CnnXgbConfig,
+                seed: int, nthread: int) -> xgb.Booster:
+    """Multiclass softprob trees; with ``val``, stop early on its log-loss and keep the best
+    number of rounds only (the booster is sliced, so a reload predicts the same)."""
+    params = {"objective": "multi:softprob", "num_class": N_CLASSES, "max_depth": config.max_depth,
+              "eta": config.learning_rate, "subsample": config.subsample, "tree_method": "hist",
+              "eval_metric": "mlogloss", "seed": seed, "nthread": nthread}
+    train = xgb.DMatrix(features, label=labels, weight=weights, nthread=nthread)
+    evals = [] if val is None else [(xgb.DMatrix(val[0], label=val[1], nthread=nthread), "val")]
+    booster = xgb.train(params, train, num_boost_round=config.n_estimators, evals=evals,
+                        early_stopping_rounds=config.early_stopping_rounds if evals else None,
+                        verbose_eval=False)
+    if evals and booster.best_iteration + 1 < booster.num_boosted_rounds():
+        booster = booster[: booster.best_iteration + 1]
+    return booster
+
+
+class CnnXgbClassifier:
+    """Frozen or fine-tuned timm CNN features, classified by XGBoost.
+
+    Learned state: ``cnn_`` (a fitted TimmClassifier), ``booster_``, ``classes_``,
+    ``fit_seconds_`` and ``val_macro_f1_`` (of the trees on the validation crops).
+    """
+
+    kind = "cnn_xgb"
+
+    def __init__(self, config: CnnXgbConfig, train: TrainConfig, img_size: int, name: str = "cnn_xgb"):
+        self.config = config
+        self.train = train
+        self.img_size = img_size
+        self.name = name
+
+    def _cnn(self) -> TimmClassifier:
+        net = NetConfig(arch=self.config.arch, pretrained=self.config.pretrained,
+                        epochs=self.config.finetune_epochs)
+        return TimmClassifier(net, self.train, self.img_size, self.name)
+
+    def features(self, X: np.ndarray, *, tta: bool = False, batch_size: int = 128) -> np.ndarray:
+        """(V, N, D) penultimate CNN features of uint8 crops, one slice per TTA view."""
+        runtime = self.cnn_.runtime()
+        self.cnn_.net_ = runtime.place(self.cnn_.net_)
+        return forward_views(self.cnn_.net_, X, feature_head, norm=self.cnn_.norm_, runtime=runtime,
+                             tta=tta, batch_size=batch_size)
+
+    def fit(self, X: np.ndarray, y: np.ndarray, *, soft_targets: np.ndarray | None = None,
+            eval_set: tuple[np.ndarray, np.ndarray] | None = None, on_epoch=None) -> CnnXgbClassifier:
+        """Fine-tune (or freeze) the CNN, then fit the trees; arguments as TimmClassifier.fit."""
+        started = time.perf_counter()
+        cnn = self._cnn()
+        if self.config.pretrained is not False:  # frozen pretrained features
+            cnn.net_, cnn.weights_ = cnn._build()
+            cnn.norm_, cnn.classes_ = norm_of(cnn.net_), np.arange(N_CLASSES)
+        else:
+            cnn.fit(X, y, soft_targets=soft_targets, eval_set=eval_set, on_epoch=on_epoch)
+        self.cnn_ = cnn
+        rows, labels, weights = expand_soft(self.features(X)[0], y,
+                                            soft_targets if self.train.soft_labels else None)
+        if self.train.class_balanced:
+            weights = balance(labels, weights)
+        val = None
+        if eval_set is not None and len(eval_set[1]):
+            val = (self.features(eval_set[0])[0], np.asarray(eval_set[1], dtype=int))
+        self.booster_ = fit_booster(rows, labels, weights, val, self.config, self.train.seed,
+                                    torch.get_num_threads())
+        self.classes_ = np.arange(N_CLASSES)
+        self.val_macro_f1_ = None
+        if val is not None:
+            pred = self.booster_.predict(xgb.DMatrix(val[0])).argmax(axis=1)
+            self.val_macro_f1_ = macro_f1(val[1], pred)
+        self.fit_seconds_ = time.perf_counter() - started
+        return self
+
+    def predict_proba(self, X: np.ndarray, *, tta: bool = False, batch_size: int = 128) -> np.ndarray:
+        """(N, 9) probabilities; with ``tta`` the trees' outputs are averaged over 8 views."""
+        views = self.features(X, tta=tta, batch_size=batch_size)
+        probs = np.mean([self.booster_.predict(xgb.DMatrix(v)) for v in views], axis=0)
+        probs = probs.astype(np.float64).reshape(len(X), N_CLASSES)
+        return probs / probs.sum(axis=1, keepdims=True)
+
+    def predict(self, X: np.ndarray, **kwargs) -> np.ndarray:
+        return self.classes_[self.predict_proba(X, **kwargs).argmax(axis=1)]
+
+    def summary(self) -> dict[str, Any]:
+        cnn = self.cnn_.summary() if hasattr(self.cnn_, "result_") else None
+        return {"val_macro_f1": self.val_macro_f1_, "seconds": round(self.fit_seconds_, 2),
+                "best_epoch": None if cnn is None else cnn["best_epoch"],
+                "train_img_per_s": None if cnn is None else cnn["train_img_per_s"],
+                "n_trees_rounds": self.booster_.num_boosted_rounds(),
+                "cnn_finetune": cnn, "weights": self.cnn_.weights_.as_dict()}
+
+    def save(self, directory: str | Path) -> None:
+        """model.safetensors (the CNN), model.ubj (the trees), config.yaml."""
+        directory = Path(directory)
+        checkpoint.save_tensors(directory / "model.safetensors", self.cnn_.net_.state_dict())
+        with atomic_path(directory / BOOSTER) as tmp:
+            tmp.write_bytes(bytes(self.booster_.save_raw(raw_format="ubj")))
+        write_yaml(directory / checkpoint.CONFIG, self.cnn_.resolved_config()
+                   | {"name": self.name, "kind": self.kind, "model": to_dict(self.config)})
+
+    @classmethod
+    def load(cls, directory: str | Path) -> CnnXgbClassifier:
+        cfg = checkpoint.read_config(directory)
+        self = cls(from_section(CnnXgbConfig, cfg["model"], cfg["name"]),
+                   from_section(TrainConfig, cfg["train"], "train"), cfg["crop_size"], cfg["name"])
+        cnn = self._cnn()
+        cnn.net_, cnn.weights_ = cnn._build(pretrained=False)
+        cnn.net_.load_state_dict(checkpoint.load_tensors(Path(directory) / "model.safetensors"))
+        cnn.norm_ = (tuple(cfg["norm"]["mean"]), tuple(cfg["norm"]["std"]))
+        cnn.classes_ = np.arange(N_CLASSES)
+        self.cnn_ = cnn
+        self.booster_ = xgb.Booster()
+        self.booster_.load_model(bytearray((Path(directory) / BOOSTER).read_bytes()))
+        self.classes_ = np.arange(N_CLASSES)
+        return self

@@ -1,0 +1,152 @@
+"""A timm image classifier behind the scikit-learn contract (resnet, convnext, vit)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from springtail.classes import CODES, N_CLASSES
+from springtail.config import from_section, to_dict
+from springtail.io import write_yaml
+from springtail.models import checkpoint
+from springtail.models.augment import to_chw
+from springtail.models.inference import Runtime, forward_views, softmax_head
+from springtail.models.weights import WeightsReport, create_net
+from springtail.training import FitResult, TrainConfig, fit_network, make_targets
+
+
+@dataclass(frozen=True)
+class NetConfig:
+    """A model section for a timm network (``resnet``, ``convnext``)."""
+
+    arch: str = "resnet18"  # any timm architecture name
+    pretrained: bool | str = False  # false | true (timm hub) | path to a local weights file
+    lr: float | None = None  # null = train.lr
+    epochs: int | None = None  # null = train.epochs
+
+
+@dataclass(frozen=True)
+class VitConfig(NetConfig):
+    """A model section for a vision transformer: the patch size is set for the crop size."""
+
+    patch_size: int = 16  # pixels per token side; must divide the crop size
+
+
+def config_class(section: dict[str, Any]) -> type[NetConfig]:
+    """The config dataclass a saved model section was written from."""
+    return VitConfig if "patch_size" in section else NetConfig
+
+
+def norm_of(net: torch.nn.Module) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """(mean, std) per channel that the architecture (and its pretrained weights) expect."""
+    cfg = getattr(net, "pretrained_cfg", {}) or {}
+    return tuple(cfg.get("mean", (0.485, 0.456, 0.406))), tuple(cfg.get("std", (0.229, 0.224, 0.225)))
+
+
+def _or(value, default):
+    """A model's own setting, or the train section's when the model says null."""
+    return default if value is None else value
+
+
+class TimmClassifier:
+    """A timm network trained with ``springtail.training.fit_network``.
+
+    Args:
+        config: the model's params section. train: the ``train`` section.
+        img_size: crop side in pixels. name: the model's name in params.yaml.
+    Learned state (after ``fit`` or ``load``): ``net_``, ``classes_``, ``norm_``,
+    ``weights_`` (what pretrained loading did) and ``result_`` (training history; fit only).
+    """
+
+    kind = "timm_net"
+
+    def __init__(self, config: NetConfig, train: TrainConfig, img_size: int, name: str = "net"):
+        self.config = config
+        self.train = train
+        self.img_size = img_size
+        self.name = name
+
+    def _build(self, pretrained: bool | str | None = None) -> tuple[torch.nn.Module, WeightsReport]:
+        """A fresh network with a 9-class head; ``pretrained`` overrides the config's."""
+        pretrained = self.config.pretrained if pretrained is None else pretrained
+        kwargs: dict[str, Any] = {}
+        if isinstance(self.config, VitConfig):
+            if self.img_size % self.config.patch_size:
+                raise ValueError(f"params.yaml: {self.name}.patch_size {self.config.patch_size} "
+                                 f"must divide the crop size {self.img_size}")
+            kwargs = {"img_size": self.img_size, "patch_size": self.config.patch_size}
+        with torch.random.fork_rng(devices=[]):  # seeded init, global RNG left untouched
+            torch.manual_seed(self.train.seed)
+            return create_net(self.config.arch, N_CLASSES, pretrained, **kwargs)
+
+    def runtime(self) -> Runtime:
+        return Runtime.resolve(self.train.device, self.train.bf16, self.train.channels_last)
+
+    def fit(self, X: np.ndarray, y: np.ndarray, *, soft_targets: np.ndarray | None = None,
+            eval_set: tuple[np.ndarray, np.ndarray] | None = None, on_epoch=None) -> TimmClassifier:
+        """Train on uint8 crops ``X`` (N, S, S, 3) with labels ``y`` (N,).
+
+        Args:
+            soft_targets: (N, 9) label distributions, used instead of ``y`` when
+                ``train.soft_labels`` is true.
+            eval_set: (crops, labels) for early stopping on macro F1.
+            on_epoch: callback receiving each epoch's metrics (e.g. a dvclive logger).
+        """
+        net, self.weights_ = self._build()
+        self.norm_ = norm_of(net)
+        soft = soft_targets if self.train.soft_labels else None
+        targets = make_targets(np.asarray(y), soft, self.train.label_smoothing)
+        val = None if eval_set is None else (to_chw(eval_set[0]), np.asarray(eval_set[1], dtype=int))
+        self.result_: FitResult = fit_network(
+            net, to_chw(X), targets, val, cfg=self.train,
+            epochs=_or(self.config.epochs, self.train.epochs), lr=_or(self.config.lr, self.train.lr),
+            runtime=self.runtime(), norm=self.norm_,
+            generator=torch.Generator().manual_seed(self.train.seed), on_epoch=on_epoch, desc=self.name)
+        net.load_state_dict(self.result_.state)
+        self.net_ = net
+        self.classes_ = np.arange(N_CLASSES)
+        return self
+
+    def predict_proba(self, X: np.ndarray, *, tta: bool = False, batch_size: int = 128) -> np.ndarray:
+        """(N, 9) class probabilities, averaged over the 8 symmetries with ``tta``."""
+        runtime = self.runtime()
+        self.net_ = runtime.place(self.net_)
+        views = forward_views(self.net_, X, softmax_head, norm=self.norm_, runtime=runtime,
+                              tta=tta, batch_size=batch_size)
+        probs = views.mean(axis=0).astype(np.float64)
+        return probs / probs.sum(axis=1, keepdims=True)
+
+    def predict(self, X: np.ndarray, **kwargs) -> np.ndarray:
+        return self.classes_[self.predict_proba(X, **kwargs).argmax(axis=1)]
+
+    def summary(self) -> dict[str, Any]:
+        """Training summary for the checkpoint directory (best epoch, F1, time, speed)."""
+        return checkpoint.fit_summary(self.result_, self.runtime(), self.weights_)
+
+    def resolved_config(self) -> dict[str, Any]:
+        return {"name": self.name, "kind": self.kind, "model": to_dict(self.config),
+                "train": to_dict(self.train), "crop_size": self.img_size,
+                "val_fold": self.train.val_fold, "classes": list(CODES),
+                "norm": {"mean": list(self.norm_[0]), "std": list(self.norm_[1])}}
+
+    def save(self, directory: str | Path) -> None:
+        """Write model.safetensors and config.yaml (the resolved configuration)."""
+        checkpoint.save_tensors(Path(directory) / "model.safetensors", self.net_.state_dict())
+        write_yaml(Path(directory) / "config.yaml", self.resolved_config())
+
+    @classmethod
+    def load(cls, directory: str | Path) -> TimmClassifier:
+        """Rebuild a fitted classifier from ``save``'s files (no pickle involved)."""
+        cfg = checkpoint.read_config(directory)
+        model = cfg["model"]
+        self = cls(from_section(config_class(model), model, cfg["name"]),
+                   from_section(TrainConfig, cfg["train"], "train"), cfg["crop_size"], cfg["name"])
+        self.net_, self.weights_ = self._build(pretrained=False)  # the saved weights replace them
+        self.net_.load_state_dict(checkpoint.load_tensors(Path(directory) / "model.safetensors"))
+        self.norm_ = (tuple(cfg["norm"]["mean"]), tuple(cfg["norm"]["std"]))
+        self.classes_ = np.arange(N_CLASSES)
+        return self

@@ -1,0 +1,144 @@
+"""Write a whole synthetic data set in the real competition's layout.
+
+::
+
+    train/<id>.jpg, train/<id>.txt   pictures and YOLO+ annotations (four votes per box)
+    test/<idx>.jpg                   crops of variable size, one specimen or background
+    sample_submission.csv            idx,gt (placeholder labels)
+    solution.csv                     idx,gt,Usage  (answers; read by scoring only)
+    train_truth.csv                  image_id,line,truth  (answers; read by scoring only)
+    synthesize.yaml                  the resolved configuration
+
+Everything is written into a hidden temporary directory beside the output and
+renamed into place at the end, so a killed run never leaves a complete-looking
+data set. Workers render items independently and stream them to disk; only
+the small per-box table is gathered.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from springtail.config import to_dict
+from springtail.io import write_csv, write_yaml
+from springtail.runtime import cpu_count
+from springtail.synth.layout import TestItem, TrainItem, plan_test, plan_train
+from springtail.synth.render import render_test, render_train
+from springtail.yolo import Box, format_line
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    """The ``synthesize`` section of params.yaml."""
+
+    seed: int = 2025              # the whole synthetic data set is a function of this seed
+    n_train: int = 1117           # training images (the real set has 1,117)
+    n_test: int = 1344            # test crops (the real set has 1,344)
+    width: int = 3072             # training image size in pixels (real: 3072 x 2048)
+    height: int = 2048
+    test_background: float = 0.3  # fraction of test crops that show background only (class 8)
+    jpeg_quality: int = 88
+    workers: int = 0              # processes; 0 = one per CPU this process may use
+
+    def __post_init__(self) -> None:
+        if self.n_train < 1 or self.n_test < 1:
+            raise ValueError(f"synthesize: n_train and n_test must be >= 1, got {self.n_train}, {self.n_test}")
+        if self.width < 64 or self.height < 64:
+            raise ValueError(f"synthesize: width and height must be >= 64, got {self.width}x{self.height}")
+        if not 1 <= self.jpeg_quality <= 95:
+            raise ValueError(f"synthesize: jpeg_quality must be in 1..95, got {self.jpeg_quality}")
+        if not 0.0 <= self.test_background <= 1.0:
+            raise ValueError(f"synthesize: test_background must be in [0, 1], got {self.test_background}")
+
+
+def _write(job: tuple[TrainItem | TestItem, SynthConfig, str]) -> list[tuple[str, int, int]]:
+    """Render and write one training image (+ annotation) or one test crop.
+
+    Returns the training image's truth rows (image_id, line, class); none for a crop.
+    """
+    item, cfg, out = job
+    if isinstance(item, TestItem):
+        crop = render_test(item, cfg.seed, cfg.width, cfg.height)
+        crop.save(Path(out) / "test" / f"{item.idx}.jpg", "JPEG", quality=cfg.jpeg_quality)
+        return []
+    image, boxes = render_train(item, cfg.seed, cfg.width, cfg.height)
+    image.save(Path(out) / "train" / f"{item.image_id}.jpg", "JPEG", quality=cfg.jpeg_quality)
+    lines = [format_line(Box(votes, item.project, *box)) for votes, box in zip(item.votes, boxes)]
+    (Path(out) / "train" / f"{item.image_id}.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return [(item.image_id, line, truth) for line, truth in enumerate(item.truth, start=1)]
+
+
+def _run(fn: Callable, jobs: Iterable, workers: int) -> Iterator:
+    """``map(fn, jobs)`` in order, over ``workers`` processes (1: in this process)."""
+    if workers == 1:
+        yield from map(fn, jobs)
+        return
+    with multiprocessing.get_context("spawn").Pool(workers) as pool:
+        yield from pool.imap(fn, jobs, chunksize=2)
+
+
+def _tables(train_rows: list[tuple[str, int, int]], tests: list[TestItem]) -> dict[str, pd.DataFrame]:
+    """The CSV files of the data set, by name."""
+    return {
+        "sample_submission.csv": pd.DataFrame({"idx": [t.idx for t in tests], "gt": 0}),
+        "solution.csv": pd.DataFrame({
+            "idx": [t.idx for t in tests], "gt": [t.truth for t in tests], "Usage": [t.usage for t in tests],
+        }),
+        "train_truth.csv": pd.DataFrame(train_rows, columns=["image_id", "line", "truth"]),
+    }
+
+
+def generate(cfg: SynthConfig, out: str | Path,
+             progress: Callable[[int, int], None] | None = None) -> Path:
+    """Write the synthetic data set described by ``cfg`` to the directory ``out``.
+
+    An existing ``out`` is replaced only once the new data set is complete.
+
+    Args:
+        cfg: the resolved ``synthesize`` configuration.
+        out: the output directory.
+        progress: optional callback ``(done, total)`` over images and crops.
+
+    Returns:
+        the output directory.
+    """
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    workers = cfg.workers or cpu_count()
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        (tmp / "train").mkdir()
+        (tmp / "test").mkdir()
+        trains, tests = plan_train(cfg.seed, cfg.n_train), plan_test(cfg.seed, cfg.n_test, cfg.test_background)
+        rows: list[tuple[str, int, int]] = []
+        jobs = [(item, cfg, str(tmp)) for item in [*trains, *tests]]
+        for done, result in enumerate(_run(_write, jobs, workers), start=1):
+            rows.extend(result)
+            if progress:
+                progress(done, len(jobs))
+        for name, table in _tables(rows, tests).items():
+            write_csv(tmp / name, table)
+        write_yaml(tmp / "synthesize.yaml", to_dict(cfg))
+        _replace_dir(tmp, out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    return out
+
+
+def _replace_dir(new: Path, target: Path) -> None:
+    """Move ``new`` to ``target``, removing an old ``target`` only after the move is staged."""
+    if target.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+        target.rename(old / target.name)
+        new.rename(target)
+        shutil.rmtree(old)
+    else:
+        new.rename(target)

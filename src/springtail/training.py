@@ -1,0 +1,247 @@
+"""The training loop shared by every network: loss, schedule, epochs, early stopping.
+
+``fit_network`` takes uint8 crops already in memory and returns the best
+epoch's weights; it knows nothing about files. The epoch loop works the same
+in one process or under DistributedDataParallel (see ``springtail.distributed``):
+each rank draws the same seeded permutation and takes its own share of it.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from springtail import distributed
+from springtail.classes import N_CLASSES
+from springtail.models.augment import prepare_batch
+from springtail.models.inference import Runtime, forward_views, softmax_head
+from springtail.scoring import macro_f1
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The ``train`` section of params.yaml, shared by every train@<model> stage."""
+
+    val_fold: int = 0  # the fold held out for validation and ensemble fitting
+    seed: int = 0
+    epochs: int = 12  # default for models whose section says epochs: null
+    batch_size: int = 32  # crops per optimiser step (over all processes)
+    lr: float = 2.0e-3  # AdamW peak learning rate, after warmup
+    weight_decay: float = 0.05  # not applied to biases and norm weights
+    warmup_epochs: float = 1.0  # linear warmup before the cosine decay
+    label_smoothing: float = 0.1
+    soft_labels: bool = True  # train on consensus posteriors p0..p8
+    class_balanced: bool = True  # weight the loss by inverse class frequency
+    patience: int = 4  # epochs without a better val macro F1 before stopping; 0 = never
+    bf16: bool = True  # autocast where the hardware computes bf16 natively
+    channels_last: bool = True
+    num_threads: int = 0  # torch threads; 0 = one per CPU this process may use
+    device: str = "auto"  # auto | cpu | cuda
+    nproc: int = 1  # >1 launches torchrun with DistributedDataParallel
+    progress: bool = True  # tqdm bar on stderr
+
+
+@dataclass
+class FitResult:
+    """What ``fit_network`` learned: the best weights and how training went."""
+
+    state: dict[str, torch.Tensor]  # best epoch's weights, on CPU
+    best_epoch: int  # 1-based; the last epoch when there is no validation set
+    val_macro_f1: float | None
+    history: list[dict[str, float]] = field(default_factory=list)
+    seconds: float = 0.0
+    train_img_per_s: float = 0.0
+
+
+def make_targets(labels: np.ndarray, soft: np.ndarray | None, smoothing: float) -> torch.Tensor:
+    """(N,) int labels or (N, 9) soft labels -> (N, 9) float32 targets with label smoothing."""
+    if soft is None:
+        targets = F.one_hot(torch.as_tensor(labels, dtype=torch.long), N_CLASSES).float()
+    else:
+        targets = torch.as_tensor(np.asarray(soft, dtype=np.float32))
+        if targets.shape != (len(labels), N_CLASSES):
+            raise ValueError(f"soft targets must be ({len(labels)}, {N_CLASSES}), got {tuple(targets.shape)}")
+        targets = targets / targets.sum(dim=1, keepdim=True).clamp_min(1e-12)
+    return targets * (1 - smoothing) + smoothing / N_CLASSES
+
+
+def class_weights(targets: torch.Tensor) -> torch.Tensor:
+    """Inverse class frequency from (N, K) targets, scaled so an average sample weighs 1.
+
+    A class with no training mass gets weight 0 (nothing to balance)."""
+    mass = targets.sum(dim=0)  # (K,) soft counts
+    present = mass > 1e-6
+    weights = torch.zeros_like(mass)
+    weights[present] = mass.sum() / (present.sum() * mass[present])
+    return weights
+
+
+def soft_cross_entropy(
+    logits: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Class-weighted cross-entropy against (B, K) probability targets.
+
+    Each term t_c * log p_c is weighted by w_c; the sum is divided by the total
+    weight of the batch, so the loss stays on the same scale as plain CE."""
+    logp = F.log_softmax(logits.float(), dim=1)
+    wt = targets if weights is None else targets * weights
+    return -(wt * logp).sum() / wt.sum().clamp_min(1e-12)
+
+
+def warmup_cosine(warmup_steps: int, total_steps: int) -> Callable[[int], float]:
+    """LR multiplier per optimiser step: linear warmup to 1, then cosine decay to 0."""
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+    return factor
+
+
+def make_optimizer(net: torch.nn.Module, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+    """AdamW without weight decay on biases and normalisation weights (1-d parameters)."""
+    decay = [p for p in net.parameters() if p.requires_grad and p.ndim > 1]
+    no_decay = [p for p in net.parameters() if p.requires_grad and p.ndim <= 1]
+    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=lr)
+
+
+@dataclass
+class _Loop:
+    """Everything one epoch needs, so the epoch function stays small."""
+
+    net: torch.nn.Module  # possibly DDP-wrapped
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler | None
+    images: torch.Tensor  # (N, 3, S, S) uint8
+    targets: torch.Tensor  # (N, K) float32
+    weights: torch.Tensor | None  # (K,) class weights
+    runtime: Runtime
+    norm: tuple[tuple[float, ...], tuple[float, ...]]
+    batch_size: int  # per process
+
+
+def train_epoch(loop: _Loop, order: torch.Tensor, aug: torch.Generator, bar: tqdm) -> tuple[float, int]:
+    """One pass over ``order`` (this rank's crop indices); returns (summed loss, images seen)."""
+    loop.net.train()
+    total, seen = 0.0, 0
+    weights = None if loop.weights is None else loop.weights.to(loop.runtime.device)
+    for start in range(0, len(order), loop.batch_size):
+        idx = order[start : start + loop.batch_size]
+        if len(idx) < 2:  # BatchNorm cannot train on one sample
+            continue
+        x = prepare_batch(loop.images[idx], *loop.norm, device=loop.runtime.device,
+                          channels_last=loop.runtime.channels_last, generator=aug)
+        t = loop.targets[idx].to(loop.runtime.device)
+        with loop.runtime.autocast():
+            logits = loop.net(x)
+        loss = soft_cross_entropy(logits, t, weights)
+        loop.optimizer.zero_grad(set_to_none=True)
+        if loop.scaler is not None:
+            loop.scaler.scale(loss).backward()
+            loop.scaler.step(loop.optimizer)
+            loop.scaler.update()
+        else:
+            loss.backward()
+            loop.optimizer.step()
+        loop.scheduler.step()
+        total += loss.item() * len(idx)
+        seen += len(idx)
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
+    return total, seen
+
+
+def validate(net: torch.nn.Module, images: torch.Tensor, labels: np.ndarray, loop: _Loop) -> tuple[float, float]:
+    """(val loss, val macro F1) of the unwrapped ``net`` on hard labels, no augmentation."""
+    probs = forward_views(net, images, softmax_head, norm=loop.norm, runtime=loop.runtime,
+                          batch_size=max(64, 2 * loop.batch_size))[0]
+    picked = probs[np.arange(len(labels)), labels]
+    loss = float(-np.log(np.clip(picked, 1e-7, 1)).mean())
+    return loss, macro_f1(labels, probs.argmax(axis=1))
+
+
+def _make_loop(net, images, targets, cfg: TrainConfig, epochs: int, lr: float, runtime, norm) -> _Loop:
+    """Place the network, wrap it for DDP when distributed, build optimiser and schedule."""
+    world = distributed.world_size()
+    per_rank = max(1, math.ceil(cfg.batch_size / world))
+    steps_per_epoch = max(1, math.ceil(math.ceil(len(images) / world) / per_rank))
+    net = runtime.place(net)
+    model = distributed.wrap(net, runtime.device)
+    optimizer = make_optimizer(net, lr, cfg.weight_decay)
+    warmup = min(int(cfg.warmup_epochs * steps_per_epoch), epochs * steps_per_epoch // 2)
+    schedule = warmup_cosine(max(1, warmup), epochs * steps_per_epoch)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    scaler = torch.amp.GradScaler("cuda") if runtime.amp_dtype == torch.float16 else None
+    weights = class_weights(targets) if cfg.class_balanced else None
+    return _Loop(model, optimizer, scheduler, scaler, images, targets, weights, runtime, norm, per_rank)
+
+
+def fit_network(
+    net: torch.nn.Module,
+    images: torch.Tensor,
+    targets: torch.Tensor,
+    val: tuple[torch.Tensor, np.ndarray] | None,
+    *,
+    cfg: TrainConfig,
+    epochs: int,
+    lr: float,
+    runtime: Runtime,
+    norm: tuple[tuple[float, ...], tuple[float, ...]],
+    generator: torch.Generator,
+    on_epoch: Callable[[dict[str, float]], None] | None = None,
+    desc: str = "train",
+) -> FitResult:
+    """Train ``net`` with AdamW + warmup/cosine, early stopping on validation macro F1.
+
+    Args:
+        images: (N, 3, S, S) uint8 training crops; targets: (N, 9) float targets.
+        val: (uint8 crops (M, 3, S, S), int labels (M,)) or None (train all epochs).
+        generator: seeds the crop order (same on every rank) and the augmentation.
+        on_epoch: called on the main process with each epoch's metrics.
+    Returns:
+        the best epoch's weights (by val macro F1) and the training history.
+    """
+    loop = _make_loop(net, images, targets, cfg, epochs, lr, runtime, norm)
+    rank, world = distributed.rank(), distributed.world_size()
+    aug = torch.Generator().manual_seed(int(torch.randint(2**62, (1,), generator=generator)) + rank)
+    result = FitResult({k: v.detach().cpu().clone() for k, v in net.state_dict().items()}, epochs, None)
+    stale, started, train_time, train_seen = 0, time.perf_counter(), 0.0, 0
+    for epoch in range(1, epochs + 1):
+        order = distributed.shard(torch.randperm(len(images), generator=generator), rank, world)
+        with tqdm(total=math.ceil(len(order) / loop.batch_size), desc=f"{desc} {epoch}/{epochs}",
+                  file=sys.stderr, leave=False, disable=not (cfg.progress and rank == 0)) as bar:
+            tick = time.perf_counter()
+            loss_sum, seen = train_epoch(loop, order, aug, bar)
+            train_time += time.perf_counter() - tick
+        train_seen += seen * world
+        metrics = {"epoch": epoch, "train_loss": distributed.mean(loss_sum / max(seen, 1), runtime.device),
+                   "lr": loop.scheduler.get_last_lr()[0]}
+        if val is not None and len(val[1]):
+            metrics["val_loss"], metrics["val_macro_f1"] = validate(net, *val, loop)
+            metrics["val_macro_f1"] = distributed.from_main(metrics["val_macro_f1"], runtime.device)
+        result.history.append(metrics)
+        if on_epoch is not None and rank == 0:
+            on_epoch(metrics)
+        f1 = metrics.get("val_macro_f1")
+        if f1 is None or result.val_macro_f1 is None or f1 > result.val_macro_f1:
+            result.state = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
+            result.best_epoch, result.val_macro_f1, stale = epoch, f1, 0
+        else:
+            stale += 1
+            if cfg.patience > 0 and stale >= cfg.patience:
+                break
+    result.seconds = time.perf_counter() - started
+    result.train_img_per_s = train_seen / max(train_time, 1e-9)
+    return result

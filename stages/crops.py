@@ -1,0 +1,40 @@
+"""Stage `crops`: consensus labels and raw images -> square uint8 crop shards (see dvc.yaml).
+
+Writes <out>/train_NNN.npy, train_index.csv, test_NNN.npy, test_index.csv and
+crops.yaml (the resolved config); <out> is replaced atomically.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pandas as pd
+
+from springtail.config import load_section
+from springtail.crops import CropsConfig, build_crops
+from springtail.io import write_json
+from springtail.policy import SkipLog, load_policy
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--raw-dir", type=Path, required=True, help="raw layout (train/, test/)")
+    parser.add_argument("--labels", type=Path, required=True, help="input: labels.csv")
+    parser.add_argument("--out", type=Path, required=True, help="output: crops directory")
+    parser.add_argument("--metrics", type=Path, required=True, help="output: crops.json")
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    config = load_section(CropsConfig, "crops", args.params)
+    log = SkipLog(load_policy(args.params))
+    labels = pd.read_csv(args.labels, dtype={"image_id": str})
+    metrics = build_crops(args.raw_dir, labels, args.out, config, log)
+    write_json(args.metrics, metrics)
+
+
+if __name__ == "__main__":
+    main()
