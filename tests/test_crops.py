@@ -126,9 +126,12 @@ def test_background_squares_never_overlap_boxes():
     assert len(squares) >= 4
     for sq in squares:
         assert sq[0] >= 0 and sq[1] >= 0 and sq[2] <= 1000 and sq[3] <= 800
-        assert sq[2] - sq[0] == sq[3] - sq[1] in (150, 200)
+        assert sq[2] - sq[0] == sq[3] - sq[1] <= 200
         assert all(iou(sq, b) == 0.0 for b in boxes)
     assert all(iou(a, b) == 0.0 for i, a in enumerate(squares) for b in squares[i + 1:])
+    crowded = [(0, 0, 1000, 500)]  # a box-sized square no longer fits: smaller ones are drawn
+    small = sample_background(crowded, [400], (1000, 800), 2, 0.0, np.random.default_rng(0))
+    assert len(small) == 2 and all(sq[3] - sq[1] < 400 and sq[1] >= 500 for sq in small)
     assert iou((0, 0, 10, 10), (10, 0, 20, 10)) == 0.0  # touching is not overlapping
     assert iou((0, 0, 10, 10), (5, 0, 15, 10)) == pytest.approx(1 / 3)
 
@@ -202,7 +205,10 @@ def test_build_crops_end_to_end_is_deterministic(tmp_path):
     assert (index.groupby("image_id")["fold"].nunique() == 1).all()
     test_images, test_index = load_crops(out1, "test")
     assert test_index["idx"].tolist() == ["10", "2", "7"] and test_images.shape[0] == 3
-    assert (out1 / "crops.yaml").exists() and metrics["decode_scale"] == {"8": 6}
+    assert (out1 / "crops.yaml").exists() and sum(metrics["decode_scale"].values()) == 6
+    sides = (index["x1"] - index["x0"]).groupby(index["image_id"]).min()  # box squares: 307 px
+    scales = [8 if side >= 256 else 4 if side >= 128 else 2 for side in sides]
+    assert metrics["decode_scale"] == {str(k): scales.count(k) for k in sorted(set(scales))}
 
 
 @pytest.mark.filterwarnings("ignore:The least populated class")

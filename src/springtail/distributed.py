@@ -29,18 +29,17 @@ def launch(nproc: int, script: str, argv: list[str]) -> int:
     return subprocess.run(cmd, check=False).returncode
 
 
-def init(device: str) -> str:
-    """Join the process group set up by torchrun; return this worker's device.
+def init(device: str) -> None:
+    """Join the process group set up by torchrun.
 
-    Uses NCCL with one GPU per local rank when the device is CUDA, gloo on CPU.
+    On CUDA: NCCL, and this worker's GPU (its local rank) becomes the current
+    device, so "cuda" means that GPU from here on. On CPU: gloo.
     """
     if device.startswith("cuda"):
-        local = int(os.environ["LOCAL_RANK"])
-        torch.cuda.set_device(local)
+        torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
         dist.init_process_group("nccl")
-        return f"cuda:{local}"
-    dist.init_process_group("gloo")
-    return "cpu"
+    else:
+        dist.init_process_group("gloo")
 
 
 def finish() -> None:
@@ -62,7 +61,7 @@ def wrap(net: torch.nn.Module, device: str) -> torch.nn.Module:
         return net
     from torch.nn.parallel import DistributedDataParallel
 
-    ids = [torch.device(device).index] if device.startswith("cuda") else None
+    ids = [torch.cuda.current_device()] if device.startswith("cuda") else None
     return DistributedDataParallel(net, device_ids=ids)
 
 

@@ -56,8 +56,13 @@ def background_count(mean: float, rng: np.random.Generator) -> int:
 
 
 def sample_background(boxes: list[PixelBox], sides: list[int], size: tuple[int, int], count: int,
-                      iou_max: float, rng: np.random.Generator, tries: int = 100) -> list[PixelBox]:
+                      iou_max: float, rng: np.random.Generator, tries: int = 100,
+                      shrink: float = 0.8, patience: int = 20) -> list[PixelBox]:
     """Up to ``count`` background squares whose IoU with every box is <= ``iou_max``.
+
+    Each square's side is drawn from ``sides``; after every ``patience`` failed
+    placements it shrinks by ``shrink`` (specimen boxes are large, often a third
+    of the image, so a box-sized free square does not always exist).
 
     Args:
         boxes: the image's annotated boxes (all of them, kept for training or not).
@@ -73,12 +78,13 @@ def sample_background(boxes: list[PixelBox], sides: list[int], size: tuple[int, 
     width, height = size
     chosen: list[PixelBox] = []
     for _ in range(count):
-        for _ in range(tries):
-            side = min(int(sides[rng.integers(len(sides))]), width, height)
+        for attempt in range(tries):
+            drawn = sides[rng.integers(len(sides))] * shrink ** (attempt // patience)
+            side = max(1, min(int(drawn), width, height))
             x0 = int(rng.integers(0, width - side + 1))
             y0 = int(rng.integers(0, height - side + 1))
             square = (x0, y0, x0 + side, y0 + side)
-            if side > 0 and all(iou(square, b) <= iou_max for b in [*boxes, *chosen]):
+            if all(iou(square, b) <= iou_max for b in [*boxes, *chosen]):
                 chosen.append(square)
                 break
     return chosen

@@ -3,6 +3,8 @@ and the submission file's check against Kaggle's sample."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 from sklearn.metrics import confusion_matrix, f1_score
@@ -73,6 +75,45 @@ def leaderboard(solution: pd.DataFrame, predicted: pd.Series, class_column: str 
         pred = predicted.loc[part["idx"]].to_numpy()
         scores[f"{usage.lower()}_macro_f1"] = macro_f1(part[class_column].to_numpy(int), pred)
     return scores
+
+
+def evaluate_predictions(val: pd.DataFrame, test: pd.DataFrame | None = None,
+                         solution: pd.DataFrame | None = None, class_column: str = "gt",
+                         solution_name: str = "solution.csv") -> tuple[dict, pd.DataFrame, pd.DataFrame]:
+    """Score a validation table (label, p0..p8) and, given Kaggle's solution, the test table.
+
+    Returns:
+        metrics (val_macro_f1, per_class_f1, n_val [, public_macro_f1, private_macro_f1]),
+        the confusion rows (actual, predicted) and the per-class F1 table (class, f1).
+    """
+    y = val["label"].to_numpy(dtype=int)
+    pred = val[list(PROB_COLUMNS)].to_numpy().argmax(axis=1)
+    metrics = score_summary(y, pred)
+    if solution is not None and test is not None:
+        predicted = pd.Series(test[list(PROB_COLUMNS)].to_numpy().argmax(axis=1),
+                              index=test["idx"].astype(str))
+        solution = solution.assign(idx=solution["idx"].astype(str))
+        metrics |= leaderboard(solution, predicted, class_column, solution_name)
+    return metrics, confusion_rows(y, pred), per_class_table(y, pred)
+
+
+def ensemble_metrics(metrics: dict, weights: dict) -> dict:
+    """Add the comparison with the best single model (from weights.json) to the ensemble's
+    out-of-fold scores."""
+    singles = weights.get("model_val_macro_f1") or {}
+    if not singles:
+        raise ValueError("weights.json: no model_val_macro_f1 to compare the ensemble with")
+    best = max(singles, key=singles.get)
+    return {"method": weights.get("method"), **metrics, "best_single_model": best,
+            "best_single_val_macro_f1": singles[best],
+            "gain_over_best_single": metrics["val_macro_f1"] - singles[best]}
+
+
+@dataclass(frozen=True)
+class SubmissionConfig:
+    """The ``submission`` section of params.yaml."""
+
+    class_column: str = "gt"  # Kaggle's label column
 
 
 def _first(values: pd.Series, limit: int = 5) -> str:

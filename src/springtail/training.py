@@ -23,7 +23,7 @@ from springtail import distributed
 from springtail.classes import N_CLASSES
 from springtail.models.augment import prepare_batch
 from springtail.models.inference import Runtime, forward_views, softmax_head
-from springtail.scoring import macro_f1
+from springtail.scoring import PROB_COLUMNS, macro_f1
 
 
 @dataclass(frozen=True)
@@ -245,3 +245,20 @@ def fit_network(
     result.seconds = time.perf_counter() - started
     result.train_img_per_s = train_seen / max(train_time, 1e-9)
     return result
+
+
+def fit_inputs(images: np.ndarray, index, val_fold: int) -> dict:
+    """Keyword arguments of a classifier's ``fit`` from a crop store's training split.
+
+    Validation = crops whose fold is ``val_fold``; training = the other folds.
+    Raises ValueError when either side is empty.
+    """
+    folds = index["fold"].to_numpy()
+    val = folds == val_fold
+    if not val.any() or val.all():
+        raise ValueError(f"train.val_fold = {val_fold}: the crops' folds are {sorted(set(folds.tolist()))}; "
+                         f"both training and validation crops are needed")
+    labels = index["label"].to_numpy(dtype=int)
+    soft = index[list(PROB_COLUMNS)].to_numpy(dtype=np.float32)
+    return {"X": images[~val], "y": labels[~val], "soft_targets": soft[~val],
+            "eval_set": (images[val], labels[val])}

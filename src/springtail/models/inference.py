@@ -117,3 +117,12 @@ def softmax_head(net: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
 def feature_head(net: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
     """(B, 3, S, S) -> (B, D) pooled penultimate features (timm's pre-logits)."""
     return net.forward_head(net.forward_features(x), pre_logits=True)
+
+
+def prediction_table(keys, probs: np.ndarray):
+    """Key columns (e.g. crop_id, image_id, label or idx) followed by p0..p8."""
+    import pandas as pd
+
+    if len(keys) != len(probs):
+        raise ValueError(f"{len(keys)} rows of keys but {len(probs)} rows of probabilities")
+    return pd.concat([keys.reset_index(drop=True), pd.DataFrame(probs, columns=list(PROB_COLUMNS))], axis=1)

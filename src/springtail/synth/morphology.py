@@ -41,20 +41,20 @@ TAXA: dict[str, dict[str, object]] = {
                     pigment=(0.55, 0.9), mottle=(0.05, 0.25), granules=(0.2, 0.6), eyes=1.0,
                     setae=(0.2, 0.7), seta_len=(0.015, 0.04), spines=(0.0, 0.03)),
     "CRY_THE": dict(plan="isotomid", size=(0.8, 1.1), elong=(0.19, 0.28), antenna=(0.24, 0.38),
-                    legs=(0.17, 0.26), furca=(0.24, 0.38), tone=((180, 220), (180, 220), (190, 228)),
-                    pigment=(0.25, 0.55), diffuse=(0.0, 0.25), eyes=1.0,
+                    legs=(0.17, 0.26), furca=(0.24, 0.38), tone=((165, 205), (172, 210), (195, 230)),
+                    pigment=(0.35, 0.6), diffuse=(0.0, 0.2), eyes=1.0,
                     setae=(0.2, 0.5), seta_len=(0.03, 0.07)),
     "ISO_MIN": dict(plan="isotomid", size=(0.6, 0.85), elong=(0.16, 0.23), antenna=(0.2, 0.3),
-                    legs=(0.15, 0.24), furca=(0.33, 0.5), tone=((225, 250), (225, 250), (225, 250)),
-                    pigment=(0.1, 0.35), diffuse=(0.0, 0.1), eyes=0.0,
+                    legs=(0.15, 0.24), furca=(0.33, 0.5), tone=((228, 250), (228, 250), (225, 248)),
+                    pigment=(0.08, 0.28), diffuse=(0.0, 0.1), eyes=0.0,
                     setae=(0.2, 0.5), seta_len=(0.04, 0.1)),
     "PAR_NOT": dict(plan="isotomid", size=(0.65, 0.9), elong=(0.19, 0.27), antenna=(0.23, 0.34),
-                    legs=(0.16, 0.25), furca=(0.24, 0.36), tone=((190, 230), (190, 230), (195, 232)),
-                    pigment=(0.25, 0.5), diffuse=(0.3, 0.75), eyes=1.0,
+                    legs=(0.16, 0.25), furca=(0.24, 0.36), tone=((175, 215), (175, 212), (170, 210)),
+                    pigment=(0.3, 0.5), diffuse=(0.5, 1.0), eyes=1.0,
                     setae=(0.2, 0.5), seta_len=(0.03, 0.06)),
     "LEP": dict(plan="entomobryid", size=(0.9, 1.25), elong=(0.21, 0.30), antenna=(0.4, 0.65),
-                legs=(0.25, 0.36), furca=(0.38, 0.55), tone=((165, 205), (160, 200), (160, 210)),
-                pigment=(0.35, 0.65), scales=(0.4, 0.9), eyes=1.0,
+                legs=(0.25, 0.36), furca=(0.38, 0.55), tone=((195, 225), (172, 205), (120, 165)),
+                pigment=(0.45, 0.75), scales=(0.4, 0.9), eyes=1.0,
                 setae=(0.05, 0.3), seta_len=(0.03, 0.08)),
     "MET_AFF": dict(plan="tullbergiid", size=(0.8, 1.1), elong=(0.09, 0.15), antenna=(0.035, 0.08),
                     legs=(0.05, 0.10), furca=(0.0, 0.0), tone=((232, 252), (232, 252), (228, 250)),
@@ -148,7 +148,7 @@ def sample_habitus(cls: int, rng: np.random.Generator) -> Habitus:
         furca_out=bool(rng.random() < 0.4), tone=tone,  # type: ignore[arg-type]
         pigment=_draw(spec["pigment"], rng), eyes=bool(rng.random() < float(spec["eyes"])),  # type: ignore[arg-type]
         setae=_draw(spec["setae"], rng), seta_len=_draw(spec["seta_len"], rng),
-        gut=float(rng.uniform(0.15, 0.6)) if rng.random() < 0.45 else 0.0,
+        gut=float(rng.uniform(0.1, 0.45)) if rng.random() < 0.3 else 0.0,
         bend=float(rng.normal(0, 0.12)), lateral=bool(rng.random() < 0.2),
         constriction=float(rng.uniform(0.03, 0.14)), antenna_spread=float(rng.uniform(0.25, 0.9)),
         **optional,
@@ -158,9 +158,9 @@ def sample_habitus(cls: int, rng: np.random.Generator) -> Habitus:
 
 def _preserve(h: Habitus, rng: np.random.Generator) -> Habitus:
     """Age, preservation and mounting: juveniles, bleached or broken specimens, curled bodies."""
-    if rng.random() < 0.2:  # juvenile: smaller and paler
+    if rng.random() < 0.15:  # juvenile: smaller and paler
         h = replace(h, size=h.size * rng.uniform(0.55, 0.8), pigment=h.pigment * rng.uniform(0.5, 0.9))
-    if rng.random() < 0.25:  # bleached in alcohol
+    if rng.random() < 0.15:  # bleached in alcohol
         fade = rng.uniform(0.45, 0.85)
         h = replace(h, pigment=h.pigment * fade, mottle=h.mottle * fade, diffuse=h.diffuse * fade)
     if rng.random() < 0.15:  # antennae broken off

@@ -1,0 +1,46 @@
+"""Stage `ensemble`: combine the enabled models' validation/test probabilities (see dvc.yaml).
+
+Reads <predictions>/<model>/{val,test}.csv for each model of the `models`
+param. Writes <out>/val.csv (out-of-fold ensemble probabilities over the
+validation crops), <out>/test.csv (weights fitted on all of them) and
+<out>/weights.json (the method and its weights or coefficients).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pandas as pd
+
+from springtail.config import from_section, load_params
+from springtail.ensemble import EnsembleConfig, build_ensemble
+from springtail.io import write_csv, write_json
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--predictions", type=Path, required=True, help="input: one directory per model")
+    parser.add_argument("--out", type=Path, required=True, help="output: ensemble directory")
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    params = load_params(args.params)
+    config = from_section(EnsembleConfig, params.get("ensemble"), "ensemble")
+    models = params.get("models")
+    if not isinstance(models, list) or not models:
+        raise ValueError(f"{args.params}: `models` must be a non-empty list of model names")
+    read = lambda m, split, key: pd.read_csv(args.predictions / m / f"{split}.csv", dtype={key: str})  # noqa: E731
+    vals = {m: read(m, "val", "image_id") for m in models}
+    tests = {m: read(m, "test", "idx") for m in models}
+    result = build_ensemble(vals, tests, config)
+    write_csv(args.out / "val.csv", result.val)
+    write_csv(args.out / "test.csv", result.test)
+    write_json(args.out / "weights.json", result.report)
+
+
+if __name__ == "__main__":
+    main()

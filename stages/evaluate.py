@@ -1,0 +1,43 @@
+"""Stage `evaluate@<model>`: score one model's predictions (see dvc.yaml).
+
+Writes <metrics> (val_macro_f1, per_class_f1, n_val, and public/private macro
+F1 when <raw-dir>/solution.csv exists), <plots>/confusion.csv and
+<plots>/per_class_f1.csv. The answers are read only here, only to score.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pandas as pd
+
+from springtail.io import write_csv, write_json
+from springtail.scoring import evaluate_predictions
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--raw-dir", type=Path, required=True, help="input: raw layout (solution.csv if any)")
+    parser.add_argument("--predictions", type=Path, required=True, help="input: val.csv, test.csv")
+    parser.add_argument("--metrics", type=Path, required=True, help="output: metrics JSON")
+    parser.add_argument("--plots", type=Path, required=True, help="output: plots directory")
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"), help="unused: no params")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    val = pd.read_csv(args.predictions / "val.csv", dtype={"image_id": str})
+    test = pd.read_csv(args.predictions / "test.csv", dtype={"idx": str})
+    solution_path = args.raw_dir / "solution.csv"
+    solution = pd.read_csv(solution_path, dtype={"idx": str}) if solution_path.exists() else None
+    metrics, confusion, per_class = evaluate_predictions(val, test, solution,
+                                                         solution_name=str(solution_path))
+    write_json(args.metrics, metrics)
+    write_csv(args.plots / "confusion.csv", confusion)
+    write_csv(args.plots / "per_class_f1.csv", per_class)
+
+
+if __name__ == "__main__":
+    main()
