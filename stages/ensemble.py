@@ -33,9 +33,8 @@ def main(argv: list[str] | None = None) -> None:
     models = params.get("models")
     if not isinstance(models, list) or not models:
         raise ValueError(f"{args.params}: `models` must be a non-empty list of model names")
-    read = lambda m, split, key: pd.read_csv(args.predictions / m / f"{split}.csv", dtype={key: str})  # noqa: E731
-    vals = {m: read(m, "val", "image_id") for m in models}
-    tests = {m: read(m, "test", "idx") for m in models}
+    vals = {m: pd.read_csv(args.predictions / m / "val.csv", dtype={"image_id": str}) for m in models}
+    tests = {m: pd.read_csv(args.predictions / m / "test.csv", dtype={"idx": str}) for m in models}
     result = build_ensemble(vals, tests, config)
     write_csv(args.out / "val.csv", result.val)
     write_csv(args.out / "test.csv", result.test)

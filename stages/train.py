@@ -61,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     if train.nproc > 1 and not distributed.is_worker():
         return distributed.launch(train.nproc, __file__, argv)
     workers = train.nproc if distributed.is_worker() else 1
-    setup_torch(max(1, (train.num_threads or cpu_count()) // workers), seed=train.seed)
+    torch = setup_torch(max(1, (train.num_threads or cpu_count()) // workers), seed=train.seed)
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False  # cheap on these nets
     if distributed.is_worker():
         distributed.init(device_name(train.device))
     images, index = load_crops(args.crops, "train")

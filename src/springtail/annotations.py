@@ -4,6 +4,14 @@ The consensus stage needs the votes and boxes only, so the images themselves
 are never opened here: an annotation without its image is counted (the crops
 stage is where a missing image matters), while an image without annotation is
 a bad record under ``data.on_error``: every real training image has boxes.
+
+Under ``on_error=skip`` a record is one line: a bad line (including one that
+is not valid UTF-8) is dropped and the file's other lines are kept. An empty
+or unreadable file is one record. A line that repeats an earlier line of the
+same file (same votes and same box; the project is not compared) is a bad
+record too (``duplicate_box``): a copy-pasted line would count one specimen
+twice. Under ``skip`` the first line is kept. The same box with other votes
+is not a duplicate: both lines are kept, as two annotations.
 """
 
 from __future__ import annotations
@@ -14,19 +22,41 @@ import pandas as pd
 
 from springtail.classes import N_EXPERTS
 from springtail.policy import SkipLog
-from springtail.yolo import AnnotationError, Box, decode_text, parse_line, read_annotations
+from springtail.yolo import (
+    AnnotationError, Box, decode_text, is_blank, parse_line, read_annotations, read_bytes,
+    split_lines,
+)
 
 VOTE_COLUMNS = tuple(f"v{j + 1}" for j in range(N_EXPERTS))
 BOX_COLUMNS = ("image_id", "line", "xc", "yc", "w", "h", *VOTE_COLUMNS, "project")
 IMAGE_SUFFIX = ".jpg"
 
 
-def _read_lenient(path: Path, text: str, log: SkipLog) -> list[Box]:
-    """Parse ``text`` line by line, handing each bad line to ``log``."""
-    boxes = []
-    for line_no, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
+def decoded_lines(path: Path, data: bytes, log: SkipLog) -> list[tuple[int, str]]:
+    """(line number, text) of each non-blank line; a line that is not UTF-8 goes to ``log``."""
+    lines = []
+    for line_no, raw in enumerate(split_lines(data.decode("latin-1")), start=1):
+        encoded = raw.encode("latin-1")  # the line's original bytes (latin-1 maps bytes 1:1)
+        if line_no == 1:
+            encoded = encoded.removeprefix(b"\xef\xbb\xbf")  # UTF-8 byte-order mark
+        try:
+            text = encoded.decode("utf-8")
+        except UnicodeDecodeError:
+            try:
+                decode_text(encoded, path)
+            except AnnotationError as err:  # the strict decoder's message, this line's number
+                log.handle(AnnotationError(path, line_no, err.detail, err.reason))
             continue
+        if not is_blank(text):
+            lines.append((line_no, text))
+    return lines
+
+
+def _read_lenient(path: Path, log: SkipLog) -> list[Box]:
+    """Parse a file line by line, handing each bad line to ``log``."""
+    boxes = []
+    lines = decoded_lines(path, read_bytes(path), log)
+    for line_no, line in lines:
         try:
             boxes.append(parse_line(line, path, line_no))
         except AnnotationError as err:
@@ -34,18 +64,36 @@ def _read_lenient(path: Path, text: str, log: SkipLog) -> list[Box]:
     return boxes
 
 
-def read_boxes(path: Path, log: SkipLog) -> list[Box]:
-    """Boxes of one file: strict parse, or line by line under ``on_error=skip``.
+def drop_duplicates(path: Path, boxes: list[Box], log: SkipLog) -> list[Box]:
+    """Keep the first of lines with the same votes and box; every repeat goes to ``log``."""
+    first: dict[tuple, int] = {}
+    kept = []
+    for box in boxes:
+        key = (box.votes, box.xc, box.yc, box.w, box.h)
+        if key in first:
+            log.handle(AnnotationError(
+                path, box.line_no,
+                f"repeats line {first[key]} (same votes and box); expected one line per "
+                f"specimen", "duplicate_box"))
+            continue
+        first[key] = box.line_no
+        kept.append(box)
+    return kept
 
-    An undecodable or empty file is one bad record; otherwise each bad line is.
+
+def read_boxes(path: Path, log: SkipLog) -> list[Box]:
+    """Boxes of one file: strict parse under ``on_error=fail``, line by line under ``skip``.
+
+    An empty or unreadable file is one bad record; otherwise each bad line is.
     """
     try:
-        return read_annotations(path)
+        boxes = read_annotations(path)
     except AnnotationError as err:
-        if log.policy.on_error == "fail" or err.reason in ("encoding", "empty_file"):
+        if log.policy.on_error == "fail" or err.reason in ("empty_file", "unreadable_file"):
             log.handle(err)
             return []
-    return _read_lenient(path, decode_text(path.read_bytes(), path), log)
+        boxes = _read_lenient(path, log)
+    return drop_duplicates(path, boxes, log)
 
 
 def boxes_table(image_id: str, boxes: list[Box]) -> list[dict]:

@@ -10,13 +10,10 @@ sorted order, and the crops are streamed into shards (bounded memory).
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import multiprocessing
-import os
 import resource
-import shutil
-import tempfile
+import signal
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -30,7 +27,7 @@ from springtail.classes import CODES
 from springtail.config import to_dict
 from springtail.cutting import PROBA_COLUMNS, crop_image, crop_test_image
 from springtail.folds import assign_folds
-from springtail.io import write_yaml
+from springtail.io import atomic_directory, write_yaml
 from springtail.policy import SkipLog
 from springtail.runtime import cpu_count
 from springtail.store import ShardWriter, write_index
@@ -63,46 +60,33 @@ class CropsConfig:
             raise ValueError("params.yaml: crops.background_iou_max must be in [0, 1)")
 
 
+def _worker_signals() -> None:
+    """Pool workers leave SIGINT and SIGTERM to the parent, which owns the clean-up.
+
+    Forked workers inherit the parent's handlers; the parent's SIGTERM handler
+    (see :func:`springtail.io.terminate_cleanly`) would make a worker unwind
+    instead of dying when the pool terminates it.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def ordered_map(fn: Callable, jobs: Iterable, workers: int) -> Iterator:
     """``map(fn, jobs)`` in order, over ``workers`` processes when > 1.
 
-    The pool is terminated when the consumer stops early (for example on an error).
+    The pool is terminated when the consumer stops early (an error, a signal).
+    The output does not depend on ``workers``: results come back in job order.
     """
     if workers <= 1:
         yield from map(fn, jobs)
         return
-    with multiprocessing.get_context("fork").Pool(workers) as pool:
+    with multiprocessing.get_context("fork").Pool(workers, initializer=_worker_signals) as pool:
         yield from pool.imap(fn, jobs, chunksize=2)
 
 
 def bind(fn: Callable, config: CropsConfig) -> Callable:
     """``fn`` with ``config`` bound, picklable for a process pool."""
     return functools.partial(fn, config=config)
-
-
-@contextlib.contextmanager
-def atomic_directory(path: str | Path) -> Iterator[Path]:
-    """Yield a sibling temporary directory; it replaces ``path`` only on success.
-
-    A killed stage leaves at most a hidden ``.<name>.*.tmp`` directory, never a
-    complete-looking output.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
-    try:
-        yield tmp
-        os.chmod(tmp, 0o755)
-        if path.exists():
-            old = tmp.with_name(tmp.name + ".old")
-            os.rename(path, old)
-            os.rename(tmp, path)
-            shutil.rmtree(old)
-        else:
-            os.rename(tmp, path)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
 
 
 def check_labels(labels: pd.DataFrame, source: str = "labels.csv") -> pd.DataFrame:

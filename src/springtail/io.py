@@ -1,10 +1,23 @@
-"""File I/O at the edges: atomic writes of JSON, CSV, YAML and arrays."""
+"""File I/O at the edges: atomic writes of JSON, CSV, YAML and arrays.
+
+Every output is built under a hidden temporary name beside its final path
+(``.<name>.<pid>.<random>.tmp``) and renamed into place only when complete,
+so an interrupted stage never leaves a half-written file or directory that
+looks complete, and never harms the previous output:
+
+- an exception, Ctrl-C (SIGINT) or, inside :func:`terminate_cleanly`, SIGTERM
+  removes the temporary file on the way out;
+- SIGKILL cannot be caught: its leftover carries the dead process id, and the
+  next atomic write of the same path removes it.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import os
+import shutil
+import signal
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +26,68 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import yaml
+
+
+_DEFERRED = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}  # held back during a swap
+
+
+@contextlib.contextmanager
+def terminate_cleanly() -> Iterator[None]:
+    """Within the block, SIGTERM raises ``SystemExit(143)`` (143 = 128 + SIGTERM).
+
+    Python's default SIGTERM kills the process on the spot; turned into an
+    exception, it unwinds the stack instead, so every ``finally`` and context
+    manager (temporary files, worker pools) cleans up. A second SIGTERM during
+    that cleanup kills at once. For stage scripts only: the library never
+    installs signal handlers.
+    """
+    def handler(signum: int, frame: object) -> None:
+        signal.signal(signum, signal.SIG_DFL)
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def remove_stale(path: Path) -> list[Path]:
+    """Remove temporaries of ``path`` left by killed processes (``.<name>.<pid>.*.tmp*``).
+
+    Those of live processes (a concurrent writer) are left alone. Returns what was removed.
+    """
+    removed = []
+    prefix = f".{path.name}."
+    for leftover in path.parent.glob(f".{glob_escape(path.name)}.*.tmp*"):
+        pid = leftover.name[len(prefix):].split(".", 1)[0]
+        if not pid.isdigit() or int(pid) == os.getpid() or _pid_alive(int(pid)):
+            continue
+        if leftover.is_dir() and not leftover.is_symlink():
+            shutil.rmtree(leftover, ignore_errors=True)
+        else:
+            leftover.unlink(missing_ok=True)
+        removed.append(leftover)
+    return removed
+
+
+def glob_escape(name: str) -> str:
+    """``name`` with glob metacharacters escaped."""
+    return "".join(f"[{c}]" if c in "*?[]" else c for c in name)
+
+
+def _temp_prefix(path: Path) -> str:
+    return f".{path.name}.{os.getpid()}."
 
 
 @contextlib.contextmanager
@@ -24,7 +99,8 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    remove_stale(path)
+    fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -37,6 +113,39 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+@contextlib.contextmanager
+def atomic_directory(path: str | Path) -> Iterator[Path]:
+    """Yield a sibling temporary directory; it replaces ``path`` only on success.
+
+    A killed stage leaves at most a hidden ``.<name>.<pid>.*.tmp`` directory,
+    never a complete-looking output; the previous ``path`` stays whole until the
+    swap, two renames during which SIGINT, SIGTERM and SIGHUP are held back.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale(path)
+    tmp = Path(tempfile.mkdtemp(prefix=_temp_prefix(path), suffix=".tmp", dir=path.parent))
+    old = tmp.with_name(tmp.name + ".old")
+    try:
+        yield tmp
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes 0700 directories
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, _DEFERRED)
+        try:
+            if path.exists():
+                os.rename(path, old)
+            os.rename(tmp, path)
+        finally:
+            if old.exists() and not path.exists():  # the second rename failed: put it back
+                os.rename(old, path)
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)  # a held-back signal acts here
+    finally:
+        for leftover in (tmp, old):
+            if leftover.exists():
+                shutil.rmtree(leftover)
 
 
 def write_json(path: str | Path, data: Any) -> None:

@@ -58,7 +58,8 @@ class FitResult:
     val_macro_f1: float | None
     history: list[dict[str, float]] = field(default_factory=list)
     seconds: float = 0.0
-    train_img_per_s: float = 0.0
+    train_img_per_s: float = 0.0  # training steps only, all processes together
+    world_size: int = 1  # processes that trained (DistributedDataParallel when > 1)
 
 
 def make_targets(labels: np.ndarray, soft: np.ndarray | None, smoothing: float) -> torch.Tensor:
@@ -188,6 +189,24 @@ def _make_loop(net, images, targets, cfg: TrainConfig, epochs: int, lr: float, r
     return _Loop(model, optimizer, scheduler, scaler, images, targets, weights, runtime, norm, per_rank)
 
 
+def _snapshot(net: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
+
+
+def _epoch(loop: _Loop, net: torch.nn.Module, order: torch.Tensor, aug: torch.Generator,
+           val, bar: tqdm) -> tuple[dict[str, float], float, int]:
+    """Train one epoch and validate; returns (metrics, training seconds, images this rank saw)."""
+    tick = time.perf_counter()
+    loss_sum, seen = train_epoch(loop, order, aug, bar)
+    seconds = time.perf_counter() - tick
+    metrics = {"train_loss": distributed.mean(loss_sum / max(seen, 1), loop.runtime.device),
+               "lr": loop.scheduler.get_last_lr()[0]}
+    if val is not None and len(val[1]):
+        metrics["val_loss"], f1 = validate(net, *val, loop)
+        metrics["val_macro_f1"] = distributed.from_main(f1, loop.runtime.device)  # one decision for all
+    return metrics, seconds, seen
+
+
 def fit_network(
     net: torch.nn.Module,
     images: torch.Tensor,
@@ -211,33 +230,27 @@ def fit_network(
         generator: seeds the crop order (same on every rank) and the augmentation.
         on_epoch: called on the main process with each epoch's metrics.
     Returns:
-        the best epoch's weights (by val macro F1) and the training history.
+        the best epoch's weights (by val macro F1; the last epoch's without ``val``)
+        and the training history.
     """
     loop = _make_loop(net, images, targets, cfg, epochs, lr, runtime, norm)
     rank, world = distributed.rank(), distributed.world_size()
     aug = torch.Generator().manual_seed(int(torch.randint(2**62, (1,), generator=generator)) + rank)
-    result = FitResult({k: v.detach().cpu().clone() for k, v in net.state_dict().items()}, epochs, None)
+    result = FitResult(_snapshot(net), epochs, None, world_size=world)
     stale, started, train_time, train_seen = 0, time.perf_counter(), 0.0, 0
     for epoch in range(1, epochs + 1):
         order = distributed.shard(torch.randperm(len(images), generator=generator), rank, world)
         with tqdm(total=math.ceil(len(order) / loop.batch_size), desc=f"{desc} {epoch}/{epochs}",
                   file=sys.stderr, leave=False, disable=not (cfg.progress and rank == 0)) as bar:
-            tick = time.perf_counter()
-            loss_sum, seen = train_epoch(loop, order, aug, bar)
-            train_time += time.perf_counter() - tick
-        train_seen += seen * world
-        metrics = {"epoch": epoch, "train_loss": distributed.mean(loss_sum / max(seen, 1), runtime.device),
-                   "lr": loop.scheduler.get_last_lr()[0]}
-        if val is not None and len(val[1]):
-            metrics["val_loss"], metrics["val_macro_f1"] = validate(net, *val, loop)
-            metrics["val_macro_f1"] = distributed.from_main(metrics["val_macro_f1"], runtime.device)
+            metrics, seconds, seen = _epoch(loop, net, order, aug, val, bar)
+        metrics = {"epoch": epoch, **metrics}
+        train_time, train_seen = train_time + seconds, train_seen + seen * world
         result.history.append(metrics)
         if on_epoch is not None and rank == 0:
             on_epoch(metrics)
         f1 = metrics.get("val_macro_f1")
         if f1 is None or result.val_macro_f1 is None or f1 > result.val_macro_f1:
-            result.state = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
-            result.best_epoch, result.val_macro_f1, stale = epoch, f1, 0
+            result.state, result.best_epoch, result.val_macro_f1, stale = _snapshot(net), epoch, f1, 0
         else:
             stale += 1
             if cfg.patience > 0 and stale >= cfg.patience:

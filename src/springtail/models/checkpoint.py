@@ -56,6 +56,7 @@ def fit_summary(result, runtime, weights) -> dict[str, Any]:
         "val_macro_f1": result.val_macro_f1,
         "seconds": round(result.seconds, 2),
         "train_img_per_s": round(result.train_img_per_s, 1),
+        "world_size": result.world_size,
         "device": runtime.device,
         "precision": runtime.precision,
         "channels_last": runtime.channels_last,

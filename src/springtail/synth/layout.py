@@ -64,10 +64,19 @@ def _box_classes(n: int, prior: np.ndarray, rng: np.random.Generator) -> tuple[i
     return (first,) + tuple(int(c) for c in rng.choice(N_CLASSES, size=n - 1, p=prior))
 
 
+def box_counts(n_images: int, rng: np.random.Generator) -> np.ndarray:
+    """(n_images,) boxes per image, in the real proportions (largest remainders), shuffled."""
+    counts, p_counts = boxes_per_image_prior()
+    quota = p_counts * n_images
+    whole = np.floor(quota).astype(int)
+    whole[np.argsort(whole - quota)[: n_images - whole.sum()]] += 1
+    return rng.permutation(np.repeat(counts, whole))
+
+
 def plan_train(seed: int, n_images: int, model: VoteModel = VoteModel()) -> list[TrainItem]:
     """The training images: ids, campaigns, box counts, true classes and votes."""
     rng = stream(seed, PLAN_STREAM, 0)
-    counts, p_counts = boxes_per_image_prior()
+    n_boxes = box_counts(n_images, rng)
     names = [name for name, _ in PROJECTS]
     p_project = np.array([w for _, w in PROJECTS])
     prior = truth_prior()
@@ -75,7 +84,7 @@ def plan_train(seed: int, n_images: int, model: VoteModel = VoteModel()) -> list
     rows = []
     for index in range(n_images):
         project = int(rng.choice(len(names), p=p_project / p_project.sum()))
-        n = int(rng.choice(counts, p=p_counts))
+        n = int(n_boxes[index])
         rows.append((index, image_id(rng, taken), project, _box_classes(n, prior, rng)))
     truth = np.array([c for *_, classes in rows for c in classes], dtype=np.int64)
     votes = simulate_votes(truth, rng, model)

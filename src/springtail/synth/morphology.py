@@ -33,7 +33,7 @@ PLANS: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
 # what the pigment lets through); "pigment" is its opacity.
 TAXA: dict[str, dict[str, object]] = {
     "Cer": dict(plan="hypogastrurid", size=(0.85, 1.15), elong=(0.29, 0.42), antenna=(0.13, 0.24),
-                legs=(0.12, 0.20), furca=(0.07, 0.16), tone=((50, 95), (55, 100), (90, 135)),
+                legs=(0.12, 0.20), furca=(0.07, 0.16), tone=((45, 90), (50, 95), (75, 120)),
                 pigment=(0.65, 0.95), mottle=(0.1, 0.35), granules=(0.0, 0.25), eyes=1.0,
                 setae=(0.3, 0.9), seta_len=(0.02, 0.05), spines=(0.025, 0.06)),
     "HYP_MAN": dict(plan="hypogastrurid", size=(0.8, 1.1), elong=(0.27, 0.40), antenna=(0.11, 0.20),

@@ -20,8 +20,8 @@ from springtail.synth.layout import TEST_STREAM, TRAIN_STREAM, TestItem, TrainIt
 from springtail.synth.morphology import sample_habitus
 
 MAX_RENDER_WIDTH = 1536
-BODY_LENGTH = 0.5       # typical body length, fraction of the frame height
-BORDER_CUT = 0.05       # chance that a specimen is placed across the frame border
+BODY_LENGTH = 0.46      # typical body length, fraction of the frame height
+BORDER_CUT = 0.02       # chance that a specimen is placed across the frame border
 TOUCHING = 0.2          # chance that a further specimen is placed against the previous one
 
 Box = tuple[float, float, float, float]  # normalised (xc, yc, w, h)
@@ -61,8 +61,8 @@ def _place(drawn: Drawn, canvas: tuple[int, int], placed: list[tuple[int, int, i
         if rng.random() < BORDER_CUT and not centre:
             cx, cy = rng.choice([0.0, 1.0]) * w + rng.normal(0, 0.1) * bw, rng.uniform(0.2, 0.8) * h
         else:
-            cx = np.clip(rng.normal(0.5, 0.16), 0.15, 0.85) * w
-            cy = np.clip(rng.normal(0.45, 0.12), 0.2, 0.8) * h
+            cx = np.clip(rng.normal(0.47, 0.16), 0.15, 0.85) * w
+            cy = np.clip(rng.normal(0.43, 0.11), 0.2, 0.8) * h
         return int(cx - bw / 2 - x0), int(cy - bh / 2 - y0)
     if rng.random() < TOUCHING:
         px0, py0, px1, py1 = placed[-1]
@@ -113,7 +113,7 @@ def render_train(item: TrainItem, seed: int, width: int, height: int) -> tuple[I
     canvas = scene.background(look, size, rng)
     scene.add_debris(canvas, rng, look.debris, 1.0, unit)
     crowd = 1.0 / math.sqrt(1.0 + 0.2 * (len(item.truth) - 1))
-    length = BODY_LENGTH * size[1] * rng.lognormal(0, 0.18) * crowd
+    length = BODY_LENGTH * size[1] * rng.lognormal(0, 0.12) * crowd
     boxes: list[Box] = []
     placed: list[tuple[int, int, int, int]] = []
     for cls in item.truth:
@@ -122,7 +122,8 @@ def render_train(item: TrainItem, seed: int, width: int, height: int) -> tuple[I
             x, y = _place(drawn, size, placed, rng, centre=_attempt == 4)
             ink = (drawn.bbox[0] + x, drawn.bbox[1] + y, drawn.bbox[2] + x, drawn.bbox[3] + y)
             box = _annotate(ink, size, (width, height), rng)
-            if box is not None and (box[2] * box[3] > 0.002 or _attempt == 4):  # enough inside
+            inside = _intersection(ink, (0, 0, *size)) / max(1, (ink[2] - ink[0]) * (ink[3] - ink[1]))
+            if box is not None and (inside > 0.4 or _attempt == 4):  # enough of it in the frame
                 break
         scene.stamp(canvas, drawn.patch, x, y)
         placed.append(ink)
@@ -145,7 +146,7 @@ def render_test(item: TestItem, seed: int, width: int, height: int) -> Image.Ima
     size = render_size(width, height)
     scale, unit = size[0] / width, size[1] / 1024
     look = scene.sample_look(rng, item.family)
-    length = BODY_LENGTH * size[1] * rng.lognormal(0, 0.18)
+    length = BODY_LENGTH * size[1] * rng.lognormal(0, 0.12)
     if item.truth == BACKGROUND:
         side = length * rng.lognormal(-0.15, 0.35)
         crop = (max(8, int(side * rng.lognormal(0, 0.3))), max(8, int(side * rng.lognormal(0, 0.3))))

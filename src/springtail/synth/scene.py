@@ -157,9 +157,12 @@ def _debris_patch(kind: str, rng: np.random.Generator, unit: float) -> tuple[Ima
         pts -= pts.min(axis=0) - pad
         size = (int(pts[:, 0].max() + pad), int(pts[:, 1].max() + pad))
         patch = Image.new("RGB", size, (255, 255, 255))
-        ImageDraw.Draw(patch).line([tuple(p) for p in pts], fill=_grey(rng, 120, 225, rng.random()),
-                                   width=max(1, int(rng.uniform(1, 5) * unit)), joint="curve")
-        return patch.filter(ImageFilter.GaussianBlur(rng.uniform(0.3, 2.0) * unit)), "multiply"
+        draw, line = ImageDraw.Draw(patch), [tuple(p) for p in pts]
+        fill, width = _grey(rng, 120, 225, rng.random()), max(1, int(rng.uniform(1, 5) * unit))
+        # a soft edge without blurring the (mostly empty) patch: a lighter, wider stroke below
+        draw.line(line, fill=tuple((c + 255) // 2 for c in fill), width=width + 2, joint="curve")
+        draw.line(line, fill=fill, width=width, joint="curve")
+        return patch, "multiply"
     if kind == "bubble":
         return _bubble_patch(rng, rng.uniform(6, 110) * unit), "multiply"
     if kind == "blob":  # large and out of focus: drawn small, then enlarged
@@ -184,8 +187,9 @@ def _debris_patch(kind: str, rng: np.random.Generator, unit: float) -> tuple[Ima
                      fill=tuple(int(min(255, c * level)) for c in fill))
         if kind == "speck":
             break
-    blur = {"speck": rng.uniform(0.3, 1.5), "particle": rng.uniform(0.5, 3.0)}[kind] * unit
-    return patch.filter(ImageFilter.GaussianBlur(blur)), "multiply"
+    if kind == "speck":  # too small to need a blur: the final upsampling softens it
+        return patch, "multiply"
+    return patch.filter(ImageFilter.GaussianBlur(rng.uniform(0.5, 3.0) * unit)), "multiply"
 
 
 def _bubble_patch(rng: np.random.Generator, radius: float) -> Image.Image:

@@ -28,11 +28,13 @@ class VoteModel:
     """Parameters of the vote simulation (fitted to the real agreement statistics)."""
 
     slip: tuple[float, ...] = (0.008, 0.0012, 0.005, 0.013)  # per-expert chance of a random slip
-    ambiguous_rate: float = 0.052        # share of boxes where experts hesitate between 2 classes
+    ambiguous_rate: float = 0.056        # share of boxes where experts hesitate between 2 classes
     pull: tuple[float, ...] = (0.52, 0.40, 0.47, 0.58)  # per-expert chance to pick the look-alike
     tangled_rate: float = 0.077          # share of boxes where experts hesitate between 3 classes
     tangled_pull: float = 0.60           # chance to pick one of the two look-alikes there
     tangled_slip: float = 0.05           # chance of a random slip on a tangled box, every expert
+    fond_pull: float = 0.5               # experts rarely agree that a specimen is background:
+                                         # the pull towards a FOND look-alike is scaled by this
 
 
 def truth_prior() -> np.ndarray:
@@ -90,10 +92,12 @@ def simulate_votes(truth: np.ndarray, rng: np.random.Generator,
     tangled = kind < model.tangled_rate
     ambiguous = ~tangled & (kind < model.tangled_rate + model.ambiguous_rate)
     votes = np.repeat(truth[:, None], N_EXPERTS, axis=1)
+    weak = np.where(alt1 == BACKGROUND, model.fond_pull, 1.0)  # (N,) pull factor
     for e in range(N_EXPERTS):
         u = rng.random(n)
-        votes[ambiguous & (u < model.pull[e]), e] = alt1[ambiguous & (u < model.pull[e])]
-        pick = tangled & (u < model.tangled_pull)
+        pulled = ambiguous & (u < model.pull[e] * weak)
+        votes[pulled, e] = alt1[pulled]
+        pick = tangled & (u < model.tangled_pull * weak)
         second = rng.random(n) < 0.5
         votes[pick & ~second, e] = alt1[pick & ~second]
         votes[pick & second, e] = alt2[pick & second]

@@ -1,0 +1,71 @@
+"""Stage `report`: one self-contained HTML page for people to look at (see dvc.yaml).
+
+Writes <out> (scores, disputed boxes, confident validation errors, uncertain test
+crops and class-activation heatmaps, images embedded) and, for `dvc plots`,
+<plots>/per_class_f1.csv (class, model, f1: every model and the ensemble) and
+<plots>/class_distribution.csv (class, stage, count: votes to predicted test crops).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+# Before torch loads OpenMP: idle threads sleep rather than spin (see stages/train.py).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import pandas as pd  # noqa: E402
+import yaml  # noqa: E402
+
+from springtail.config import from_section, load_params, to_dict  # noqa: E402
+from springtail.io import atomic_path, read_json, write_csv  # noqa: E402
+from springtail.models.registry import load_model  # noqa: E402
+from springtail.report.build import ReportConfig, ReportData, build_report  # noqa: E402
+from springtail.runtime import setup_torch  # noqa: E402
+from springtail.store import load_crops  # noqa: E402
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--crops", type=Path, required=True, help="input: crops directory")
+    parser.add_argument("--labels", type=Path, required=True, help="input: labels.csv")
+    parser.add_argument("--predictions", type=Path, required=True, help="input: one directory per model")
+    parser.add_argument("--ensemble", type=Path, required=True, help="input: ensemble directory")
+    parser.add_argument("--models-dir", type=Path, required=True, help="input: one checkpoint per model")
+    parser.add_argument("--out", type=Path, required=True, help="output: report HTML")
+    parser.add_argument("--plots", type=Path, required=True, help="output: plots directory")
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    params = load_params(args.params)
+    config = from_section(ReportConfig, params.get("report"), "report")
+    models = params.get("models")
+    if not isinstance(models, list) or not models:
+        raise ValueError(f"{args.params}: `models` must be a non-empty list of model names")
+    explained = list(config.cam_models if config.cam_models is not None else models)
+    unknown = [m for m in explained if m not in models]
+    if unknown:
+        raise ValueError(f"params.yaml: report.cam_models {unknown} not in `models` ({', '.join(models)})")
+    setup_torch()
+    crops, train_index = load_crops(args.crops, "train")
+    test_crops, test_index = load_crops(args.crops, "test")
+    read = {"dtype": {"image_id": str, "idx": str}}
+    data = ReportData(
+        crops, train_index, test_crops, test_index, pd.read_csv(args.labels, **read),
+        {m: pd.read_csv(args.predictions / m / "val.csv", **read) for m in models},
+        pd.read_csv(args.ensemble / "val.csv", **read), pd.read_csv(args.ensemble / "test.csv", **read),
+        read_json(args.ensemble / "weights.json"))
+    settings = yaml.safe_dump({"report": to_dict(config), "models": models}, sort_keys=False)
+    report = build_report(data, {m: load_model(args.models_dir / m) for m in explained}, config, settings)
+    with atomic_path(args.out) as tmp:
+        tmp.write_text(report.html, encoding="utf-8")
+    write_csv(args.plots / "per_class_f1.csv", report.per_class_f1)
+    write_csv(args.plots / "class_distribution.csv", report.class_distribution)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,198 @@
+"""The model registry and the classifier contract, on timm's tiny test networks at 32 px."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+import timm
+import torch
+from safetensors.torch import save_file
+
+from springtail.models.cnn_xgb import balance, expand_soft
+from springtail.models.registry import MODELS, create_model, load_model
+from springtail.models.weights import PretrainedUnavailableError, create_net, read_state_dict
+from springtail.training import TrainConfig
+
+SIZE = 32
+# One tiny section per registered model: a new model must add its own here.
+TINY = {
+    "resnet": {"arch": "test_resnet"},
+    "convnext": {"arch": "test_convnext"},
+    "vit": {"arch": "test_vit", "patch_size": 8},
+    "cnn_xgb": {"arch": "test_resnet", "finetune_epochs": 1, "n_estimators": 8, "max_depth": 2},
+}
+TRAIN = TrainConfig(epochs=1, batch_size=8, progress=False, device="cpu")
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """The test machine is shared: one torch thread avoids OpenMP spin contention."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(0)
+    X = rng.integers(0, 256, (27, SIZE, SIZE, 3), dtype=np.uint8)
+    y = np.arange(27) % 9
+    soft = np.eye(9)[y] * 0.7 + 0.3 / 9
+    return X, y, soft
+
+
+def fitted(name, data, **section):
+    X, y, soft = data
+    model = create_model(name, TINY[name] | section, TRAIN, SIZE)
+    return model.fit(X[:18], y[:18], soft_targets=soft[:18], eval_set=(X[18:], y[18:]))
+
+
+def test_every_registered_model_has_a_tiny_section():
+    assert set(TINY) == set(MODELS)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_fit_gives_finite_probabilities(name, data):
+    X = data[0]
+    model = fitted(name, data)
+    for tta in (False, True):
+        probs = model.predict_proba(X, tta=tta, batch_size=10)
+        assert probs.shape == (len(X), 9)
+        assert np.isfinite(probs).all() and (probs >= 0).all()
+        np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-9)
+    assert list(model.classes_) == list(range(9))
+    assert set(model.predict(X)) <= set(range(9))
+    assert model.summary()["val_macro_f1"] is not None
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_save_load_round_trip_is_exact(name, data, tmp_path):
+    X = data[0]
+    model = fitted(name, data)
+    model.save(tmp_path)
+    assert (tmp_path / "model.safetensors").exists() and (tmp_path / "config.yaml").exists()
+    assert not list(tmp_path.glob("*.pkl")) and not list(tmp_path.glob("*.pt*"))
+    loaded = load_model(tmp_path)
+    assert type(loaded) is type(model)
+    np.testing.assert_array_equal(loaded.predict_proba(X, tta=True), model.predict_proba(X, tta=True))
+
+
+def test_unknown_model_lists_the_known_ones():
+    with pytest.raises(ValueError, match="known models: resnet, convnext, vit, cnn_xgb"):
+        create_model("efficientnet", {}, TRAIN, SIZE)
+
+
+def test_unknown_section_key_is_named():
+    with pytest.raises(ValueError, match="patch_size"):
+        create_model("resnet", {"arch": "test_resnet", "patch_size": 8}, TRAIN, SIZE)
+
+
+def test_vit_patch_size_must_divide_the_crop(data):
+    with pytest.raises(ValueError, match="must divide the crop size 32"):
+        fitted("vit", data, patch_size=5)
+
+
+def test_pretrained_from_unreachable_hub_is_a_clear_error(monkeypatch):
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # fail fast, no retries
+    with pytest.raises(PretrainedUnavailableError, match="hub is unreachable.*local .safetensors"):
+        create_net("test_resnet", 9, True)
+
+
+def source_state(arch="test_resnet", **kwargs):
+    torch.manual_seed(123)
+    return timm.create_model(arch, num_classes=1000, **kwargs).state_dict()
+
+
+@pytest.mark.parametrize("suffix", [".safetensors", ".pth", ".bin"])
+def test_local_weights_file_is_loaded_without_its_head(suffix, tmp_path):
+    state = source_state()
+    path = tmp_path / f"weights{suffix}"
+    if suffix == ".safetensors":
+        save_file(state, str(path))
+    else:  # a training checkpoint wrapping the weights, as many repositories publish them
+        torch.save({"state_dict": {f"module.{k}": v for k, v in state.items()}, "epoch": 3}, path)
+    net, report = create_net("test_resnet", 9, str(path))
+    own = net.state_dict()
+    assert report.dropped_head == ("fc.bias", "fc.weight")
+    assert own["fc.weight"].shape == (9, state["fc.weight"].shape[1])
+    for key, value in state.items():
+        if not key.startswith("fc."):
+            assert torch.equal(own[key], value), key
+
+
+def test_vit_weights_are_resampled_to_the_crop_and_patch_size(tmp_path):
+    save_file(source_state("test_vit"), str(tmp_path / "vit.safetensors"))  # 160 px, patch 16
+    net, report = create_net("test_vit", 9, str(tmp_path / "vit.safetensors"), img_size=SIZE, patch_size=8)
+    assert net.pos_embed.shape[1] == 1 + (SIZE // 8) ** 2
+    assert set(report.missing) == {"head.weight", "head.bias"}
+
+
+def test_weights_for_another_architecture_are_refused(tmp_path):
+    save_file(source_state("test_convnext"), str(tmp_path / "convnext.safetensors"))
+    with pytest.raises(ValueError, match="missing from the file"):
+        create_net("test_resnet", 9, str(tmp_path / "convnext.safetensors"))
+
+
+class Planted:
+    """Unpickling this runs code: it creates the marker file."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import pathlib
+
+        return (pathlib.Path.touch, (pathlib.Path(self.marker),))
+
+
+@pytest.mark.parametrize("suffix", [".pth", ".bin"])
+@pytest.mark.parametrize("writer", ["torch", "pickle"])
+def test_malicious_pickle_is_refused_without_running(suffix, writer, tmp_path):
+    marker = tmp_path / "code-ran"
+    path = tmp_path / f"evil{suffix}"
+    payload = {"conv1.weight": torch.zeros(1), "payload": Planted(str(marker))}
+    if writer == "torch":
+        torch.save(payload, path)
+    else:
+        path.write_bytes(pickle.dumps(payload))
+    with pytest.raises(ValueError, match="refused to load"):
+        read_state_dict(path)
+    with pytest.raises(ValueError, match="refused to load"):
+        create_model("resnet", {"arch": "test_resnet", "pretrained": str(path)}, TRAIN, SIZE).fit(
+            np.zeros((4, SIZE, SIZE, 3), np.uint8), np.arange(4))
+    assert not marker.exists()
+
+
+def test_missing_or_unknown_weights_files(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nowhere.safetensors"):
+        read_state_dict(tmp_path / "nowhere.safetensors")
+    (tmp_path / "w.npz").write_bytes(b"x")
+    with pytest.raises(ValueError, match="unknown weights format"):
+        read_state_dict(tmp_path / "w.npz")
+
+
+def test_cnn_xgb_with_weights_keeps_the_cnn_frozen(data, tmp_path):
+    state = source_state()
+    save_file(state, str(tmp_path / "w.safetensors"))
+    model = fitted("cnn_xgb", data, pretrained=str(tmp_path / "w.safetensors"), finetune_epochs=3)
+    own = model.cnn_.net_.state_dict()
+    assert all(torch.equal(own[k].cpu(), v) for k, v in state.items() if not k.startswith("fc."))
+    assert model.summary()["cnn_finetune"] is None
+
+
+def test_soft_labels_become_weighted_rows_for_the_trees():
+    feats = np.arange(6, dtype=float).reshape(3, 2)
+    soft = np.array([[0.9, 0.1, 0, 0, 0, 0, 0, 0, 0], [0, 1, 0, 0, 0, 0, 0, 0, 0], [0.5, 0, 0.5, 0, 0, 0, 0, 0, 0]])
+    rows, labels, weights = expand_soft(feats, np.array([0, 1, 0]), soft)
+    assert labels.tolist() == [0, 1, 1, 0, 2]
+    np.testing.assert_allclose(weights, [0.9, 0.1, 1.0, 0.5, 0.5])
+    np.testing.assert_array_equal(rows[2], feats[1])
+    balanced = balance(labels, weights)  # class masses 1.4, 1.1, 0.5 -> equal after balancing
+    masses = np.bincount(labels, weights=balanced)
+    np.testing.assert_allclose(masses, masses[0])
+    np.testing.assert_allclose(balanced.sum(), weights.sum())

@@ -1,0 +1,213 @@
+"""The training loop, its loss and schedule, the batch pipeline and the train/predict stages."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import torch.nn.functional as F
+import yaml
+
+from springtail.models.augment import dihedral, jitter, prepare_batch, random_dihedral, to_chw
+from springtail.models.registry import create_model
+from springtail.store import ShardWriter, write_index
+from springtail.training import (TrainConfig, class_weights, fit_inputs, make_targets,
+                                 soft_cross_entropy, warmup_cosine)
+
+REPO = Path(__file__).resolve().parents[1]
+SIZE = 32
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """The test machine is shared: one torch thread avoids OpenMP spin contention."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def patterned(labels: np.ndarray, size: int = SIZE, seed: int = 0) -> np.ndarray:
+    """(N, S, S, 3) uint8 crops whose class is visible: a bright square in a class-dependent
+    channel and position, on noise."""
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 60, (len(labels), size, size, 3))
+    q = size // 4
+    for i, c in enumerate(labels):
+        r, col = divmod(int(c), 3)
+        images[i, r * q : r * q + q, col * q : col * q + q, c % 3] += 180
+    return np.clip(images, 0, 255).astype(np.uint8)
+
+
+def write_crops(directory: Path, n: int = 54, n_test: int = 20, n_folds: int = 3) -> Path:
+    """A crops directory as the crops stage writes it (store contract), with patterned crops."""
+    labels = np.arange(n) % 9
+    writer = ShardWriter(directory, "train", SIZE, shard_size=32)  # two shards
+    writer.extend(patterned(labels))
+    writer.close()
+    soft = np.eye(9)[labels] * 0.9 + 0.1 / 9
+    index = pd.DataFrame({
+        "crop_id": range(n), "image_id": [f"0.{i // 2:04d}" for i in range(n)], "line": 1,
+        "source": np.where(labels == 8, "background", "box"), "label": labels,
+        **{f"p{c}": soft[:, c] for c in range(9)}, "fold": (np.arange(n) // 2) % n_folds,
+        "x0": 0, "y0": 0, "x1": SIZE, "y1": SIZE})
+    write_index(directory, "train", index)
+    writer = ShardWriter(directory, "test", SIZE)
+    writer.extend(patterned(np.arange(n_test) % 9, seed=1))
+    writer.close()
+    write_index(directory, "test", pd.DataFrame({"crop_id": range(n_test), "idx": [f"0.5{i:03d}" for i in range(n_test)]}))
+    return directory
+
+
+def test_class_weights_are_inverse_frequency():
+    targets = F.one_hot(torch.tensor([0, 0, 0, 1]), 9).float()
+    weights = class_weights(targets)
+    assert weights[0].item() == pytest.approx(4 / (2 * 3))
+    assert weights[1].item() == pytest.approx(4 / (2 * 1))
+    assert weights[2:].abs().sum().item() == 0  # absent classes
+    assert (weights @ targets.sum(0)).item() == pytest.approx(4)  # an average sample weighs 1
+
+
+def test_soft_cross_entropy_matches_torch_on_hard_labels():
+    torch.manual_seed(0)
+    logits, labels = torch.randn(7, 9), torch.tensor([0, 1, 1, 2, 8, 8, 8])
+    onehot = F.one_hot(labels, 9).float()
+    w = torch.rand(9)
+    assert soft_cross_entropy(logits, onehot).item() == pytest.approx(F.cross_entropy(logits, labels).item())
+    assert soft_cross_entropy(logits, onehot, w).item() == pytest.approx(
+        F.cross_entropy(logits, labels, weight=w).item(), rel=1e-6)
+
+
+def test_targets_are_smoothed_distributions():
+    soft = np.zeros((2, 9))
+    soft[0, 3], soft[1, [1, 2]] = 2.0, 1.0  # unnormalised on purpose
+    t = make_targets(np.array([3, 1]), soft, smoothing=0.1)
+    np.testing.assert_allclose(t.sum(1).numpy(), 1, rtol=1e-6)
+    assert t[0, 3].item() == pytest.approx(0.9 + 0.1 / 9)
+    assert t[1, 1].item() == pytest.approx(t[1, 2].item())
+    hard = make_targets(np.array([4]), None, smoothing=0.0)
+    assert hard[0].argmax().item() == 4 and hard.max().item() == 1
+
+
+def test_warmup_then_cosine():
+    f = warmup_cosine(warmup_steps=4, total_steps=20)
+    values = [f(s) for s in range(20)]
+    assert values[0] == pytest.approx(0.25) and values[3] == pytest.approx(1.0)
+    assert all(a >= b for a, b in zip(values[3:], values[4:]))
+    assert values[-1] < 0.02
+
+
+def test_the_eight_symmetries_are_distinct_and_random_ones_belong_to_them():
+    x = torch.arange(2 * 3 * 5 * 5, dtype=torch.uint8).view(2, 3, 5, 5)
+    views = [dihedral(x, k) for k in range(8)]
+    assert len({v[0].numpy().tobytes() for v in views}) == 8
+    out = random_dihedral(x, torch.Generator().manual_seed(0))
+    assert out.dtype == torch.uint8
+    for i in range(2):
+        assert any(torch.equal(out[i], v[i]) for v in views)
+
+
+def test_batch_pipeline_normalises_and_jitters_within_range():
+    batch = to_chw(patterned(np.arange(4)))
+    plain = prepare_batch(batch, (0.5,) * 3, (0.25,) * 3)
+    torch.testing.assert_close(plain, (batch.float() / 255 - 0.5) / 0.25)
+    jittered = jitter(batch.float() / 255, torch.Generator().manual_seed(0))
+    assert jittered.min() >= 0 and jittered.max() <= 1 and not torch.equal(jittered, batch.float() / 255)
+    augmented = prepare_batch(batch, (0.5,) * 3, (0.25,) * 3, channels_last=True,
+                              generator=torch.Generator().manual_seed(0))
+    assert augmented.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_fit_inputs_split_by_fold(tmp_path):
+    from springtail.store import load_crops
+
+    images, index = load_crops(write_crops(tmp_path), "train")
+    inputs = fit_inputs(images, index, val_fold=1)
+    n_val = int((index["fold"] == 1).sum())
+    assert len(inputs["eval_set"][0]) == n_val and len(inputs["X"]) == len(index) - n_val
+    assert inputs["soft_targets"].shape == (len(index) - n_val, 9)
+    with pytest.raises(ValueError, match="val_fold = 7"):
+        fit_inputs(images, index, val_fold=7)
+
+
+def fit_resnet(patience=2, epochs=4, seed=0):
+    labels = np.arange(45) % 9
+    X = patterned(labels)
+    train = TrainConfig(epochs=epochs, batch_size=9, patience=patience, seed=seed, progress=False, device="cpu")
+    model = create_model("resnet", {"arch": "test_resnet"}, train, SIZE)
+    return model.fit(X[:27], labels[:27], eval_set=(X[27:], labels[27:])), X
+
+
+def test_best_epoch_weights_are_kept_and_training_is_seeded():
+    model, X = fit_resnet()
+    history = model.result_.history
+    f1s = [h["val_macro_f1"] for h in history]
+    assert model.result_.best_epoch == int(np.argmax(f1s)) + 1
+    from springtail.scoring import macro_f1
+
+    y_val = (np.arange(45) % 9)[27:]
+    assert macro_f1(y_val, model.predict(X[27:])) == pytest.approx(max(f1s))
+    again, _ = fit_resnet()
+    np.testing.assert_array_equal(again.predict_proba(X), model.predict_proba(X))
+    other, _ = fit_resnet(seed=1)
+    assert not np.array_equal(other.predict_proba(X), model.predict_proba(X))
+
+
+def run_stage(name: str, argv: list[str]):
+    spec = importlib.util.spec_from_file_location(f"stage_{name}", REPO / "stages" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main(argv)
+
+
+def tiny_params(path: Path, **train) -> Path:
+    params = yaml.safe_load((REPO / "params.tiny.yaml").read_text())
+    params["train"].update({"epochs": 1, "num_threads": 1, "device": "cpu", **train})
+    path.write_text(yaml.safe_dump(params))
+    return path
+
+
+def test_train_and_predict_stages_write_the_contract(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    crops, params = write_crops(tmp_path / "crops"), tiny_params(tmp_path / "params.yaml")
+    run_stage("train", ["--model", "vit", "--crops", str(crops), "--out", "models/vit",
+                        "--live", "dvclive/vit", "--params", str(params)])
+    config = yaml.safe_load(Path("models/vit/config.yaml").read_text())
+    assert config["crop_size"] == SIZE and config["val_fold"] == 0 and config["classes"][8] == "FOND"
+    assert config["model"]["arch"] == "test_vit" and config["train"]["epochs"] == 1
+    summary = json.loads(Path("models/vit/summary.json").read_text())
+    assert summary["best_epoch"] == 1 and 0 <= summary["val_macro_f1"] <= 1
+    tsv = pd.read_csv("dvclive/vit/plots/metrics/val_macro_f1.tsv", sep="\t")
+    assert list(tsv["step"]) == [0]
+    assert not Path("dvc.yaml").exists() and not Path("dvclive/dvc.yaml").exists()
+    run_stage("predict", ["--model", "vit", "--crops", str(crops), "--checkpoint", "models/vit",
+                          "--out", "pred/vit", "--params", str(params)])
+    val = pd.read_csv("pred/vit/val.csv", dtype={"image_id": str})
+    test = pd.read_csv("pred/vit/test.csv", dtype={"idx": str})
+    assert list(val.columns) == ["crop_id", "image_id", "label", *[f"p{c}" for c in range(9)]]
+    assert len(val) == 18 and val["image_id"].iloc[0] == "0.0000"
+    assert test["idx"].tolist() == [f"0.5{i:03d}" for i in range(20)]
+    np.testing.assert_allclose(test.iloc[:, 1:].sum(axis=1), 1, atol=1e-6)
+    with pytest.raises(ValueError, match="holds model 'vit'"):
+        run_stage("predict", ["--model", "resnet", "--crops", str(crops), "--checkpoint", "models/vit",
+                              "--out", "pred/x", "--params", str(params)])
+
+
+@pytest.mark.slow
+def test_distributed_training_under_torchrun(tmp_path):
+    crops, params = write_crops(tmp_path / "crops"), tiny_params(tmp_path / "params.yaml", nproc=2)
+    result = subprocess.run(
+        [sys.executable, str(REPO / "stages" / "train.py"), "--model", "resnet", "--crops", str(crops),
+         "--out", str(tmp_path / "m"), "--live", str(tmp_path / "live"), "--params", str(params)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads((tmp_path / "m" / "summary.json").read_text())
+    assert summary["epochs_run"] == 1 and summary["world_size"] == 2
+    assert (tmp_path / "m" / "model.safetensors").exists()
