@@ -16,7 +16,7 @@ from springtail.annotations import read_train_annotations
 from springtail.config import load_section, to_dict
 from springtail.consensus import ConsensusConfig
 from springtail.decode import image_size
-from springtail.io import write_csv, write_json
+from springtail.io import terminate_cleanly, write_csv, write_json
 from springtail.labels import build_labels, disputed_table, truth_scores
 from springtail.policy import DataError, SkipLog, load_policy
 
@@ -61,4 +61,5 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with terminate_cleanly():  # SIGTERM unwinds: temporary outputs are removed
+        main()

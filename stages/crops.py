@@ -13,7 +13,7 @@ import pandas as pd
 
 from springtail.config import load_section
 from springtail.crops import CropsConfig, build_crops
-from springtail.io import write_json
+from springtail.io import terminate_cleanly, write_json
 from springtail.policy import SkipLog, load_policy
 
 
@@ -37,4 +37,5 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with terminate_cleanly():  # SIGTERM unwinds: temporary outputs are removed
+        main()

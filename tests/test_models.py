@@ -159,7 +159,7 @@ def test_malicious_pickle_is_refused_without_running(suffix, writer, tmp_path):
     if writer == "torch":
         torch.save(payload, path)
     else:
-        path.write_bytes(pickle.dumps(payload))
+        path.write_bytes(pickle.dumps(payload, protocol=2))
     with pytest.raises(ValueError, match="refused to load"):
         read_state_dict(path)
     with pytest.raises(ValueError, match="refused to load"):

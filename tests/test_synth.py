@@ -69,6 +69,7 @@ def test_layout_matches_the_competition(tiny):
     assert sorted(p.name for p in (tiny / "train").iterdir()) == sorted(
         f"{s}{ext}" for s in stems for ext in (".jpg", ".txt"))
     assert not list(tiny.parent.glob(".synthetic.*")), "temporary directories left behind"
+    assert tiny.stat().st_mode & 0o755 == 0o755, "the data set must be readable by others"
 
 
 def test_training_images_and_annotations(tiny):

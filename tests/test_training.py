@@ -211,3 +211,16 @@ def test_distributed_training_under_torchrun(tmp_path):
     summary = json.loads((tmp_path / "m" / "summary.json").read_text())
     assert summary["epochs_run"] == 1 and summary["world_size"] == 2
     assert (tmp_path / "m" / "model.safetensors").exists()
+
+
+def test_bf16_only_where_the_cpu_computes_it(monkeypatch):
+    from springtail.models import inference
+
+    monkeypatch.setattr(inference, "native_bf16_cpu", lambda: False)
+    assert inference.Runtime.resolve("cpu", bf16=True).precision == "fp32"  # emulated bf16 is 10-40x slower
+    monkeypatch.setattr(inference, "native_bf16_cpu", lambda: True)
+    runtime = inference.Runtime.resolve("cpu", bf16=True, channels_last=False)
+    assert runtime.precision == "bf16" and not runtime.channels_last
+    with runtime.autocast():
+        assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.bfloat16
+    assert inference.Runtime.resolve("cpu", bf16=False).precision == "fp32"

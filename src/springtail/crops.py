@@ -28,7 +28,7 @@ from springtail.config import to_dict
 from springtail.cutting import PROBA_COLUMNS, crop_image, crop_test_image
 from springtail.folds import assign_folds
 from springtail.io import atomic_directory, write_yaml
-from springtail.policy import SkipLog
+from springtail.policy import DataError, SkipLog
 from springtail.runtime import cpu_count
 from springtail.store import ShardWriter, write_index
 
@@ -144,7 +144,12 @@ def build_train(labels: pd.DataFrame, train_dir: Path, out: Path, config: CropsC
 
 
 def build_test(test_dir: Path, out: Path, config: CropsConfig, log: SkipLog) -> pd.DataFrame:
-    """Pad, resize, store and index every ``test/*.jpg`` in sorted file order."""
+    """Pad, resize, store and index every ``test/*.jpg`` in sorted file order.
+
+    A bad test crop is handed to ``log`` with its reason prefixed ``test_``
+    (``test_unreadable_image``): under ``skip`` it is left out of the index, and
+    the submission stage then stops on its missing idx.
+    """
     if not test_dir.is_dir():
         raise FileNotFoundError(f"{test_dir}: missing test/ directory (expected <idx>.jpg crops)")
     paths = sorted(test_dir.glob("*.jpg"))
@@ -153,8 +158,8 @@ def build_test(test_dir: Path, out: Path, config: CropsConfig, log: SkipLog) -> 
     workers = config.workers or cpu_count()
     for path, (crop, error) in zip(paths, ordered_map(
             bind(crop_test_image, config), [str(p) for p in paths], workers)):
-        if error is not None:
-            log.handle(error)
+        if error is not None:  # counted apart: its idx will be missing from the submission
+            log.handle(DataError(error.path, error.detail, f"test_{error.reason}"))
             continue
         writer.add(crop)
         ids.append(path.stem)

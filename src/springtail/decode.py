@@ -31,9 +31,17 @@ def _open(path: Path) -> Image.Image:
     try:
         return Image.open(path)
     except FileNotFoundError:
-        raise DataError(path, "image file is missing", "missing_image") from None
-    except (UnidentifiedImageError, OSError) as err:
-        raise DataError(path, f"not a readable image ({err})", "unreadable_image") from None
+        raise DataError(path, "image file is missing (expected a JPEG of this name)",
+                        "missing_image") from None
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as err:
+        reason = "truncated_image" if "truncat" in str(err).lower() else "unreadable_image"
+        raise DataError(path, f"not a readable image: {_plain(err, path)} (expected a complete "
+                        f"JPEG or PNG file)", reason) from None
+
+
+def _plain(err: Exception, path: Path) -> str:
+    """The error's message without the file name, which the DataError already gives."""
+    return str(err).replace(f" {str(path)!r}", "").replace(str(path), "<file>")
 
 
 def _display_size(img: Image.Image) -> tuple[int, int]:
@@ -94,9 +102,11 @@ def load_rgb(path: str | Path, factor: int = 1) -> tuple[Image.Image, int, tuple
             img.load()
         except OSError as err:
             reason = "truncated_image" if "truncat" in str(err).lower() else "unreadable_image"
-            raise DataError(path, f"cannot decode image ({err})", reason) from None
-        except (SyntaxError, ValueError) as err:
-            raise DataError(path, f"cannot decode image ({err})", "unreadable_image") from None
+            raise DataError(path, f"cannot decode image: {_plain(err, path)} (expected a "
+                            f"complete JPEG or PNG file)", reason) from None
+        except (SyntaxError, ValueError, Image.DecompressionBombError) as err:
+            raise DataError(path, f"cannot decode image: {_plain(err, path)} (expected a "
+                            f"complete JPEG or PNG file)", "unreadable_image") from None
         return to_rgb(ImageOps.exif_transpose(img)), scale, full_size
 
 

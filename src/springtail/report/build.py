@@ -30,7 +30,7 @@ class ReportConfig:
     cam_layers: dict[str, str] = field(default_factory=dict)  # model -> module hooked (e.g. layer4)
     cam_min_cells: int = 3  # default layer: the deepest stage with >= this many cells per side
     cam_alpha: float = 0.5  # heatmap opacity where relevance is highest
-    display_px: int = 112  # crop side on the page, CSS pixels
+    display_px: int = 128  # crop side on the page, CSS pixels
     seed: int = 0  # breaks ties between equally ranked crops
 
     def __post_init__(self) -> None:
@@ -107,14 +107,15 @@ def disputed_section(data: ReportData, config: ReportConfig, pics: _Pictures) ->
                  (f"votes {r.agreement}, fold {r.fold}", "muted")]
         if r.crop_id in ens.index:
             probs = ens.loc[r.crop_id, [f"p{k}" for k in range(len(CODES))]].to_numpy(dtype=float)
-            lines.append((f"ensemble {code(probs.argmax())} {probs.max():.2f}",
+            lines.append((f"pred {code(probs.argmax())} {probs.max():.2f}",
                           _verdict(probs.argmax(), r.label)))
         cards.append(pics.train(r.crop_id, lines, f"disputed box {r.image_id} line {r.line}",
                                 vote_tags(votes, r.label)))
     n_all = int((data.labels["agreement"].astype(str) != "4").sum())
     lead = (f"{len(cards)} of the {n_all} boxes on which the four experts disagree, the least "
-            "confident consensus first: the four votes, the consensus label and its confidence, "
-            "and the ensemble's out-of-fold prediction for validation crops.")
+            "confident consensus first: the consensus label and its confidence, the four votes "
+            "(green: agrees with the consensus), and for validation crops the ensemble's "
+            "out-of-fold prediction.")
     return Section("disputed", "Disputed boxes", escape(lead), grid(cards, "No disputed box has a crop."))
 
 
@@ -123,16 +124,17 @@ def errors_section(data: ReportData, config: ReportConfig, pics: _Pictures) -> S
     votes = gallery.votes_by_crop(data.labels, data.train_index)
     cards = []
     for r in rows.itertuples(index=False):
-        lines = [(f"predicted {code(r.pred)} {r.p_pred:.2f}", "bad"),
-                 (f"label {code(r.label)} (p {r.p_label:.2f})", "ok")]
+        lines = [(f"pred {code(r.pred)} {r.p_pred:.2f}", "bad"),
+                 (f"label {code(r.label)} {r.p_label:.2f}", "ok")]
         tags = []
         if r.crop_id in votes.index:
             tags = vote_tags(votes.loc[r.crop_id, list(VOTE_COLUMNS)], r.label)
         else:
             lines.append(("background crop", "muted"))
         cards.append(pics.train(r.crop_id, lines, tags=tags))
-    lead = ("Validation crops the ensemble gets wrong with the highest probability (out of fold). "
-            "Some are label errors rather than model errors: compare with the experts' votes.")
+    lead = ("Validation crops the ensemble gets wrong with the highest probability (out of fold): "
+            "its prediction, the consensus label with the probability it gave that label, and "
+            "the experts' votes. Some are label errors rather than model errors.")
     return Section("errors", "Confident errors (validation)", escape(lead),
                    grid(cards, "The ensemble makes no error on the validation crops."))
 

@@ -117,7 +117,8 @@ def tree_shap_cam(net: torch.nn.Module, booster, crops: np.ndarray, norm, layer:
 
     Raises:
         ValueError: the trees' features are not the plain average pool of ``layer``
-            (e.g. a head that normalises after pooling), so the map would be wrong.
+            (e.g. a head that normalises after pooling) or ``layer`` has negative
+            activations: the map would be wrong.
     """
     import xgboost as xgb
 
@@ -126,11 +127,14 @@ def tree_shap_cam(net: torch.nn.Module, booster, crops: np.ndarray, norm, layer:
     with capture(module_named(net, layer)) as store:
         features = net.forward_head(net.forward_features(x), pre_logits=True).float()  # (N, D)
         acts = store["out"].float()  # (N, D, h, w)
-    pooled = acts.mean(dim=(2, 3))
-    if acts.ndim != 4 or pooled.shape != features.shape or not torch.allclose(
-            pooled, features, rtol=1e-3, atol=1e-4):
+    if acts.ndim != 4 or acts.shape[:2] != features.shape or not torch.allclose(
+            acts.mean(dim=(2, 3)), features, rtol=1e-3, atol=1e-4):
         raise ValueError(f"the features of {type(net).__name__} are not the average pool of "
                          f"'{layer}': no TreeSHAP-weighted map")
+    if acts.min() < 0:  # spreading phi_c in proportion to A_c needs A_c >= 0 (post-ReLU)
+        raise ValueError(f"'{layer}' of {type(net).__name__} has negative activations: "
+                         f"no TreeSHAP-weighted map")
+    pooled = acts.mean(dim=(2, 3))  # (N, D)
     matrix = xgb.DMatrix(features.numpy())
     probs = booster.predict(matrix).reshape(len(crops), -1)  # (N, K)
     target = probs.argmax(axis=1)

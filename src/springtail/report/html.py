@@ -39,7 +39,7 @@ figure img { display: block; width: var(--px); height: var(--px); border-radius:
 figure img.small { image-rendering: pixelated; }
 figcaption { font-size: 12px; line-height: 1.3; margin-top: 4px; overflow-wrap: anywhere; }
 .tags { display: flex; flex-wrap: wrap; gap: 2px; margin: 2px 0; }
-.tag { font-size: 11px; padding: 0 4px; border-radius: 3px; background: #e8eaed; }
+.tag { font-size: 10.5px; padding: 0 3px; border-radius: 3px; background: #e8eaed; }
 .tag.ok { background: #d7efe0; color: var(--ok); }
 .tag.bad { background: #fbe3e1; color: var(--bad); }
 .ok { color: var(--ok); font-weight: 600; }

@@ -113,6 +113,7 @@ def generate(cfg: SynthConfig, out: str | Path,
     out.parent.mkdir(parents=True, exist_ok=True)
     workers = cfg.workers or cpu_count()
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    tmp.chmod(0o755)  # mkdtemp makes it private; the data set is not
     try:
         (tmp / "train").mkdir()
         (tmp / "test").mkdir()

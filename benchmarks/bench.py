@@ -1,0 +1,185 @@
+"""`make bench`: how fast the pipeline's hot paths run on this machine.
+
+    .venv/bin/python -m benchmarks.bench [--steps 6] [--rounds 2] [--skip repro ...]
+
+Prints the machine, a table, and as its last line one JSON object. Keys:
+
+- ``machine``: CPU model, cores (from the CPU affinity), torch version, bf16 support;
+  ``load_avg_start`` / ``load_avg_end``: 1-, 5-, 15-minute load averages.
+- ``matmul_gflops_fp32``, ``matmul_gflops_bf16``: best square ``torch.mm`` (size in
+  ``matmul_n_*``; bf16 is measured at a smaller size where the CPU only emulates it).
+- one nested object per model of params.yaml (``resnet``, ``convnext``, ``vit``,
+  ``cnn_xgb``; cnn_xgb = its CNN's fine-tuning), so ``json["vit"]["train_img_s"]``
+  is "vit.train_img_s": ``train_img_s`` (``springtail.training.fit_network``),
+  ``infer_img_s`` (``forward_views``, one view), ``naive_train_img_s``,
+  ``train_speedup_vs_naive``, ``train_flops_per_img`` (FlopCounterMode on a real
+  forward+backward step), ``fwd_flops_per_img``, ``train_gflops``,
+  ``train_mfu`` (achieved training FLOP/s / the better matmul peak), ``precision``,
+  ``channels_last``, ``batch_size``, ``arch``.
+- ``crops_img_s``, ``crops_full_img_s``, ``crops_speedup_vs_naive``: the crops
+  stage's per-image path (one process) with draft decoding vs full decoding.
+- ``synthesize_s_estimated`` (or ``synthesize_s`` when the whole set was generated),
+  ``synthesize_subset_images``: the real generator on a subset, extrapolated.
+- ``e2e_tiny_s``, ``e2e_tiny_peak_rss_mb``, ``noop_repro_s``, ``incremental_s``,
+  ``incremental_stages``: ``dvc repro`` in a tiny copy of the repository.
+- ``errors``: section -> message, for any section that failed (exit status 1).
+
+Ratios are measured side by side in one process (same crops, same threads);
+absolute figures move with the machine's load, so read them with the load average.
+"""
+
+from __future__ import annotations
+
+import os
+
+# As in stages/train.py, before torch loads OpenMP: idle threads sleep instead of spinning.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+import traceback  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from benchmarks import data, machine, naive, nets, repro  # noqa: E402
+from benchmarks.table import render  # noqa: E402
+from springtail.config import load_params  # noqa: E402
+from springtail.models.timm_net import norm_of  # noqa: E402
+from springtail.runtime import setup_torch  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+SECTIONS = ("matmul", "synth", "crops", "models", "repro")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--params", type=Path, default=REPO / "params.yaml")
+    parser.add_argument("--models", nargs="*", help="models to time (default: params.yaml's list)")
+    parser.add_argument("--steps", type=int, default=6, help="timed training batches per round")
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="pipeline/naive alternations per model; the best of each is kept")
+    parser.add_argument("--synth-images", type=int, default=32, help="training images generated and timed")
+    parser.add_argument("--crop-images", type=int, default=24, help="training images cut in both modes")
+    parser.add_argument("--skip", nargs="*", default=[], choices=SECTIONS)
+    parser.add_argument("--repro-timeout", type=float, default=600.0)
+    return parser.parse_args(argv)
+
+
+def bench_matmul() -> dict:
+    import torch
+
+    fp32, bf16 = machine.matmul_peak(torch.float32), machine.matmul_peak(torch.bfloat16)
+    return {"matmul_gflops_fp32": fp32["gflops"], "matmul_gflops_bf16": bf16["gflops"],
+            "matmul_n_fp32": fp32["n"], "matmul_n_bf16": bf16["n"]}
+
+
+def raw_images(params: dict, workdir: Path, args, out: dict) -> Path:
+    """Time the generator on a subset; return a raw layout of default-size images to cut."""
+    full, generated = data.synth_config(params), None
+    if "synth" not in args.skip:
+        n = min(args.synth_images, full.n_train)
+        synth = data.time_synthesize(params, workdir / "synthetic", n)
+        if n >= full.n_train:
+            synth["synthesize_s"] = synth.pop("synthesize_s_estimated")
+        out.update(synth)
+        generated = workdir / "synthetic"
+    raw, out["crops_source"] = data.source_images(params, REPO, workdir, args.crop_images, generated)
+    return raw
+
+
+def bench_model(name: str, params: dict, crops: np.ndarray, labels: np.ndarray,
+                jpeg_dir: Path, args, peak: float | None) -> dict:
+    """Pipeline vs naive training, inference and FLOPs of one model on the same crops."""
+    spec = nets.net_spec(name, params, crops.shape[1])
+    bs, predict_bs = spec.train.batch_size, nets.predict_batch_size(params)
+    n = max((args.steps + 2) * bs, 2 * predict_bs)
+    crops, labels = data.repeat_to(crops, labels, n)
+    images, targets = nets.as_chw(crops), nets.soft_targets(labels, spec.train)
+    paths = naive.write_jpegs(crops[: (args.steps + 2) * bs], jpeg_dir / name)
+    runtime = spec.runtime()
+    row = {"arch": spec.arch, "batch_size": bs, "precision": runtime.precision,
+           "channels_last": runtime.channels_last}
+    row.update(nets.flops_per_image(spec, spec.build(), images, targets))
+    pipeline_net, naive_net = spec.build(), spec.build()
+    norm = norm_of(naive_net)
+    best_p = best_n = 0.0
+    for r in range(args.rounds):
+        warm = 2 if r == 0 else 1
+        best_p = max(best_p, nets.pipeline_train_img_s(spec, pipeline_net, images, targets, args.steps, warm))
+        best_n = max(best_n, naive.naive_train_img_s(
+            naive_net, paths, labels, norm, bs, args.steps, spec.lr, spec.train.weight_decay,
+            spec.train.label_smoothing, warm))
+    row["infer_img_s"] = nets.pipeline_infer_img_s(spec, pipeline_net, images, predict_bs)
+    row["train_img_s"], row["naive_train_img_s"] = best_p, best_n
+    row["train_speedup_vs_naive"] = best_p / best_n
+    row["train_gflops"] = best_p * row["train_flops_per_img"] / 1e9
+    row["train_mfu"] = row["train_gflops"] / peak if peak else None
+    return row
+
+
+def run_section(name: str, fn, out: dict, errors: dict, seconds: dict) -> None:
+    """Run one section; a failure is recorded (and printed) instead of ending the run."""
+    tick = time.perf_counter()
+    try:
+        fn()
+    except Exception as err:  # noqa: BLE001 - every failure is reported in the JSON and the exit status
+        errors[name] = f"{type(err).__name__}: {err}"[:2000]
+        traceback.print_exc(file=sys.stderr)
+    seconds[name] = round(time.perf_counter() - tick, 1)
+    print(f"bench: {name} done in {seconds[name]:.0f} s", file=sys.stderr, flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    torch = setup_torch(0)  # threads = CPUs in this process's affinity
+    torch.manual_seed(0)
+    params = load_params(args.params)
+    models = args.models if args.models is not None else list(params["models"])
+    started = time.perf_counter()
+    out: dict = {"machine": machine.machine_info(), "load_avg_start": machine.load_average()}
+    errors: dict[str, str] = {}
+    seconds: dict[str, float] = {}
+    state: dict = {}
+    with tempfile.TemporaryDirectory(prefix="springtail-bench-") as tmp:
+        workdir = Path(tmp)
+        if "matmul" not in args.skip:
+            run_section("matmul", lambda: out.update(bench_matmul()), out, errors, seconds)
+
+        def crops_section() -> None:
+            raw = raw_images(params, workdir, args, out)
+            jobs = data.crop_jobs(raw, params, args.crop_images)
+            metrics, state["crops"], state["labels"] = data.time_crops(jobs, params)
+            if "crops" not in args.skip:
+                out.update(metrics)
+
+        run_section("data", crops_section, out, errors, seconds)
+        if "models" not in args.skip and "crops" in state:
+            peak = max(out.get("matmul_gflops_fp32") or 0, out.get("matmul_gflops_bf16") or 0) or None
+            for name in models:
+                run_section(name, lambda: out.update({name: bench_model(
+                    name, params, state["crops"], state["labels"], workdir / "jpeg", args, peak)}),
+                    out, errors, seconds)
+        if "repro" not in args.skip:
+            run_section("repro", lambda: out.update(repro.bench_repro(workdir / "tiny", args.repro_timeout)),
+                        out, errors, seconds)
+    out["load_avg_end"] = machine.load_average()
+    out["section_s"] = seconds
+    out["bench_s"] = round(time.perf_counter() - started, 1)
+    out["errors"] = errors
+    print(render(out, models))
+    print(json.dumps(out, default=_plain))
+    return 1 if errors else 0
+
+
+def _plain(value):
+    if isinstance(value, (np.integer, np.floating)):
+        return value.item()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,87 @@
+"""The human-readable part of the benchmark's output."""
+
+from __future__ import annotations
+
+TARGETS = {"train_speedup_vs_naive": 2.0, "train_mfu": 0.5, "crops_speedup_vs_naive": 5.0,
+           "noop_repro_s": 5.0, "incremental_s": 20.0}
+
+
+def _num(value, fmt: str = "{:.1f}") -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, (int, float)):
+        return fmt.format(value)
+    return str(value)
+
+
+def _mark(ok: bool | None) -> str:
+    return "" if ok is None else ("  ok" if ok else "  MISSED")
+
+
+def _machine(out: dict) -> list[str]:
+    m = out.get("machine", {})
+    load = " ".join(f"{v:.2f}" for v in out.get("load_avg_start", ()))
+    load_end = " ".join(f"{v:.2f}" for v in out.get("load_avg_end", ()))
+    return [
+        f"machine   {m.get('cpu')}, {m.get('cores_affinity')} cores (affinity), "
+        f"{m.get('torch_threads')} torch threads, torch {m.get('torch')} ({m.get('torch_cpu_capability')})",
+        f"          SIMD {', '.join(m.get('simd', [])) or '-'}; native bf16: {m.get('bf16_native')}; "
+        f"OMP_WAIT_POLICY={m.get('omp_wait_policy')}",
+        f"load avg  start {load}   end {load_end}   (1, 5, 15 min)",
+    ]
+
+
+def _models(out: dict, models: list[str]) -> list[str]:
+    head = (f"{'model':9s} {'arch':22s} {'prec':4s} {'CL':2s} {'bs':>3s} {'train img/s':>11s} "
+            f"{'naive img/s':>11s} {'speedup':>7s} {'GFLOP/img':>9s} {'GFLOP/s':>7s} {'MFU':>5s} "
+            f"{'infer img/s':>11s}")
+    lines = [head, "-" * len(head)]
+    for name in models:
+        row = out.get(name)
+        if not row:
+            lines.append(f"{name:9s} (not measured: {out.get('errors', {}).get(name, 'skipped')})"[:160])
+            continue
+        mfu = row.get("train_mfu")
+        lines.append(
+            f"{name:9s} {row['arch'][:22]:22s} {row['precision']:4s} {'y' if row['channels_last'] else 'n':2s} "
+            f"{row['batch_size']:3d} {row['train_img_s']:11.1f} {row['naive_train_img_s']:11.1f} "
+            f"{row['train_speedup_vs_naive']:6.2f}x {row['train_flops_per_img'] / 1e9:9.3f} "
+            f"{row['train_gflops']:7.1f} {_num(mfu, '{:.0%}'):>5s} {row['infer_img_s']:11.1f}")
+    return lines
+
+
+def render(out: dict, models: list[str]) -> str:
+    """The machine, the figures by section and each target's verdict, as text."""
+    lines = ["", "=== springtail benchmark ===", *_machine(out), ""]
+    if "matmul_gflops_fp32" in out:
+        lines.append(f"matmul    fp32 {out['matmul_gflops_fp32']:.1f} GFLOP/s (n={out['matmul_n_fp32']})   "
+                     f"bf16 {out['matmul_gflops_bf16']:.1f} GFLOP/s (n={out['matmul_n_bf16']})")
+        lines.append("")
+    lines += _models(out, models)
+    lines.append("targets: speedup >= 2x, MFU >= 50% of the better matmul peak; "
+                 "infer = one view (predict's TTA runs 8)")
+    lines.append("")
+    if "crops_img_s" in out:
+        s = out["crops_speedup_vs_naive"]
+        lines.append(f"crops     draft {out['crops_img_s']:.2f} img/s vs full decode {out['crops_full_img_s']:.2f} "
+                     f"img/s: {s:.1f}x{_mark(s >= TARGETS['crops_speedup_vs_naive'])}   "
+                     f"({out['crops_images']} images from {out.get('crops_source')}, "
+                     f"{out['crops_per_image']:.1f} crops each, scales {out['crops_draft_scales']}, "
+                     f"mean |draft - full| {out['crops_draft_vs_full_mean_abs_diff']:.2f} / 255)")
+    if "synthesize_subset_s" in out:
+        total = out.get("synthesize_s", out.get("synthesize_s_estimated"))
+        kind = "measured" if "synthesize_s" in out else "estimated"
+        lines.append(f"synth     {out['synthesize_subset_images']} images + {out['synthesize_subset_test_crops']} "
+                     f"test crops ({out['synthesize_size']}) in {out['synthesize_subset_s']:.1f} s -> "
+                     f"default set {total:.0f} s ({kind})")
+    if "e2e_tiny_s" in out:
+        lines.append(f"dvc       tiny e2e {out['e2e_tiny_s']:.1f} s ({out['e2e_tiny_stages']} stages, "
+                     f"peak RSS {out['e2e_tiny_peak_rss_mb']:.0f} MiB)   "
+                     f"no-op {out['noop_repro_s']:.2f} s{_mark(out['noop_repro_s'] < TARGETS['noop_repro_s'])}   "
+                     f"incremental {out['incremental_s']:.1f} s"
+                     f"{_mark(out['incremental_s'] < TARGETS['incremental_s'])} "
+                     f"({out['incremental_change']}: ran {', '.join(out['incremental_stages'])})")
+    for name, message in out.get("errors", {}).items():
+        lines.append(f"ERROR {name}: {message.splitlines()[0][:200]}")
+    lines.append(f"sections (s): {out.get('section_s')}   total {out.get('bench_s')} s")
+    return "\n".join(lines)

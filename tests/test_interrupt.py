@@ -1,0 +1,136 @@
+"""Interrupted runs: SIGTERM or SIGKILL in the middle of the crops stage, then a re-run.
+
+The signal goes to the whole process group, as Ctrl-C in a terminal or a CI
+timeout sends it. Checked after each interruption: no complete-looking partial
+output (the crops directory is either absent or whole, never an index with
+missing shards), the previous output untouched when the stage ran outside DVC,
+no temporary file left after SIGTERM (a SIGKILL leftover is hidden and the next
+run removes it), and a re-run gives exactly the uninterrupted run's files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import copy_repo, run, tool_env
+from springtail.store import load_crops
+
+pytestmark = pytest.mark.slow
+
+CROPS = Path("data/processed/crops")
+METRICS = Path("metrics/crops.json")
+MEASURED = ("seconds", "peak_rss_mb")  # readings of one run, not results
+
+
+def env(repo: Path) -> dict[str, str]:
+    """Subprocess environment running the copy's own sources."""
+    return {**tool_env(), "PYTHONPATH": str(repo / "src")}
+
+
+def digest(directory: Path) -> dict[str, str]:
+    return {p.name: hashlib.md5(p.read_bytes()).hexdigest() for p in sorted(directory.iterdir())}
+
+
+def results(repo: Path) -> tuple[dict[str, str], dict]:
+    """The crops stage's files (md5 by name) and its metrics without run-time readings."""
+    metrics = json.loads((repo / METRICS).read_text(encoding="utf-8"))
+    return digest(repo / CROPS), {k: v for k, v in metrics.items() if k not in MEASURED}
+
+
+def leftovers(repo: Path) -> list[str]:
+    """Temporary files and directories under data/ and metrics/."""
+    return sorted(str(p.relative_to(repo)) for top in ("data", "metrics")
+                  for p in (repo / top).rglob(".*") if ".tmp" in p.name)
+
+
+def crops_md5(repo: Path) -> str:
+    """The crops directory's md5 recorded in dvc.lock."""
+    lock = yaml.safe_load((repo / "dvc.lock").read_text(encoding="utf-8"))
+    return next(o["md5"] for o in lock["stages"]["crops"]["outs"] if o["path"] == str(CROPS))
+
+
+def whole_or_absent(repo: Path, reference: dict[str, str]) -> None:
+    """The crops directory is absent, or exactly the reference output (never partial)."""
+    if (repo / CROPS).exists():
+        assert digest(repo / CROPS) == reference
+        for split in ("train", "test"):
+            load_crops(repo / CROPS, split)
+
+
+def interrupt(cmd: list[str], repo: Path, sig: int, timeout: float = 120) -> int:
+    """Start ``cmd`` in its own process group; once the crops stage has written a shard into
+    its temporary directory, send ``sig`` to the group. Returns the exit status."""
+    proc = subprocess.Popen(cmd, cwd=repo, env=env(repo), start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + timeout
+    try:
+        while not any((repo / CROPS.parent).glob(f".{CROPS.name}.*.tmp/train_*.npy")):
+            if proc.poll() is not None:
+                pytest.fail(f"{' '.join(cmd)} ended ({proc.returncode}) before it could be "
+                            f"interrupted")
+            if time.monotonic() > deadline:
+                pytest.fail(f"{' '.join(cmd)} wrote no shard within {timeout} s")
+            time.sleep(0.002)
+        os.killpg(proc.pid, sig)
+        return proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory) -> Path:
+    """A tiny copy after ``dvc repro crops``; small shards, so writing takes many steps."""
+    repo = copy_repo(tmp_path_factory.mktemp("interrupt") / "repo")
+    params = yaml.safe_load((repo / "params.yaml").read_text(encoding="utf-8"))
+    params["crops"].update(shard_size=4, workers=2, background_per_image=2.0)
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+    subprocess.run(["dvc", "repro", "crops"], cwd=repo, env=env(repo), check=True,
+                   capture_output=True, timeout=600)
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-qm", "crops"], repo)
+    return repo
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
+def test_dvc_repro_interrupted_then_rerun_gives_the_same_outputs(repo, sig):
+    reference, reference_metrics = results(repo)
+    lock = crops_md5(repo)
+    status = interrupt(["dvc", "repro", "--force", "--single-item", "crops"], repo, sig)
+    assert status != 0
+    whole_or_absent(repo, reference)
+    if sig == signal.SIGTERM:
+        assert leftovers(repo) == []
+    else:  # what SIGKILL leaves is hidden, never a complete-looking output
+        assert all(Path(p).name.startswith(".") for p in leftovers(repo))
+    assert crops_md5(repo) == lock  # the interrupted run recorded nothing
+    # --no-run-cache: recompute, rather than restore the cached result
+    subprocess.run(["dvc", "repro", "--no-run-cache", "crops"], cwd=repo, env=env(repo),
+                   check=True, capture_output=True, timeout=300)
+    assert results(repo) == (reference, reference_metrics)
+    assert crops_md5(repo) == lock and leftovers(repo) == []
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
+def test_stage_interrupted_outside_dvc_keeps_the_previous_output(repo, sig):
+    reference, _ = results(repo)
+    cmd = [sys.executable, "stages/crops.py", "--raw-dir", "data/synthetic",
+           "--labels", "data/interim/labels.csv", "--out", str(CROPS), "--metrics", str(METRICS)]
+    status = interrupt(cmd, repo, sig)
+    assert status == (143 if sig == signal.SIGTERM else -signal.SIGKILL)
+    assert digest(repo / CROPS) == reference  # the previous output, whole
+    if sig == signal.SIGTERM:
+        assert leftovers(repo) == []
+    subprocess.run(cmd, cwd=repo, env=env(repo), check=True, capture_output=True, timeout=300)
+    assert digest(repo / CROPS) == reference and leftovers(repo) == []

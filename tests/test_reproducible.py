@@ -1,0 +1,106 @@
+"""Bit-for-bit reproducibility: a forced second run of the tiny pipeline on the same machine
+gives the same md5 for every output recorded in dvc.lock, checkpoints included.
+
+The only tolerated difference is a timing (or memory) reading inside a metrics file that
+dvc.yaml declares with ``cache: false``; a timing inside a cached output (a checkpoint
+directory) is a failure, because it changes the directory's hash and so re-runs every
+stage downstream.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import run
+
+pytestmark = pytest.mark.slow
+
+# Keys whose values are measurements of this run, not results: tolerated in metrics files.
+TIMING_KEYS = {"seconds", "peak_rss_mb", "train_img_per_s", "img_per_s", "wall_s"}
+
+
+def outs(lock: dict) -> dict[tuple[str, str], str]:
+    """(stage, path) -> md5 of every output recorded in a dvc.lock."""
+    return {(stage, out["path"]): out["md5"]
+            for stage, entry in lock["stages"].items() for out in entry.get("outs", [])}
+
+
+def metric_files(repo: Path) -> set[str]:
+    """Paths declared under ``metrics:`` in dvc.yaml (foreach stages expanded from dvc.lock)."""
+    lock = yaml.safe_load((repo / "dvc.lock").read_text(encoding="utf-8"))
+    paths = {out["path"] for entry in lock["stages"].values() for out in entry.get("outs", [])}
+    return {p for p in paths if p.startswith("metrics/") and p.endswith(".json")}
+
+
+def without_timings(data):
+    """``data`` with every TIMING_KEYS entry removed, at any depth."""
+    if isinstance(data, dict):
+        return {k: without_timings(v) for k, v in data.items() if k not in TIMING_KEYS}
+    if isinstance(data, list):
+        return [without_timings(v) for v in data]
+    return data
+
+
+def json_differences(a, b, where: str = "") -> list[str]:
+    """Key paths where two JSON values differ, e.g. ``/history[0]/val_loss``."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [d for k in sorted(set(a) | set(b), key=str)
+                for d in json_differences(a.get(k), b.get(k), f"{where}/{k}")]
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        return [d for i, (x, y) in enumerate(zip(a, b)) for d in json_differences(x, y, f"{where}[{i}]")]
+    return [] if a == b else [where or "/"]
+
+
+def read_dir_manifest(repo: Path, md5: str) -> dict[str, str]:
+    """relpath -> md5 of a directory output, from the DVC cache."""
+    name = md5.removesuffix(".dir")
+    path = repo / ".dvc" / "cache" / "files" / "md5" / name[:2] / f"{name[2:]}.dir"
+    return {e["relpath"]: e["md5"] for e in json.loads(path.read_text(encoding="utf-8"))}
+
+
+def cached(repo: Path, md5: str) -> Path:
+    return repo / ".dvc" / "cache" / "files" / "md5" / md5[:2] / md5[2:]
+
+
+def explain(repo: Path, path: str, old: str, new: str) -> str:
+    """Which files of an output differ and, for JSON files, at which keys."""
+    if not old.endswith(".dir"):
+        return path
+    a, b = read_dir_manifest(repo, old), read_dir_manifest(repo, new)
+    lines = []
+    for rel in sorted(set(a) | set(b)):
+        if a.get(rel) == b.get(rel):
+            continue
+        detail = ""
+        if rel.endswith(".json") and rel in a and rel in b:
+            ja, jb = (json.loads(cached(repo, h).read_text(encoding="utf-8")) for h in (a[rel], b[rel]))
+            detail = f" at {', '.join(json_differences(ja, jb)[:6])}"
+        lines.append(f"{path}/{rel}{detail}")
+    return "; ".join(lines) or path
+
+
+def test_forced_rerun_reproduces_every_output(tiny_repo):
+    lock_path = tiny_repo / "dvc.lock"
+    first = yaml.safe_load(lock_path.read_text(encoding="utf-8"))
+    metrics = {p: json.loads((tiny_repo / p).read_text(encoding="utf-8"))
+               for p in metric_files(tiny_repo)}
+    try:
+        run(["dvc", "repro", "--force"], tiny_repo, timeout=900)
+        second = yaml.safe_load(lock_path.read_text(encoding="utf-8"))
+        before, after = outs(first), outs(second)
+        assert set(before) == set(after)
+        changed = {key for key in before if before[key] != after[key]}
+        timing_only = {
+            (stage, path) for stage, path in changed if path in metrics and without_timings(
+                metrics[path]) == without_timings(json.loads((tiny_repo / path).read_text("utf-8")))}
+        unexplained = sorted(changed - timing_only)
+        assert not unexplained, "outputs differ between two runs:\n" + "\n".join(
+            f"{stage}: {explain(tiny_repo, path, before[(stage, path)], after[(stage, path)])}"
+            for stage, path in unexplained)
+    finally:  # leave the session's repository as the other tests expect it
+        run(["git", "checkout", "--", "."], tiny_repo)
+        run(["dvc", "checkout", "--force"], tiny_repo)
