@@ -21,5 +21,9 @@ repro: env
 test: env
 	$(BIN)/python -m pytest -q
 
+# Speed of the hot paths on this machine; the last line printed is JSON (see benchmarks/bench.py).
+bench: env
+	$(BIN)/python -m benchmarks.bench
+
 clean-env:
 	rm -rf $(VENV)

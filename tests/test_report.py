@@ -143,23 +143,27 @@ def fake_data(seed: int = 0, n_boxes: int = 40, n_background: int = 10, n_test: 
     """A consistent set of report inputs: labels, crops, model and ensemble predictions."""
     rng = np.random.default_rng(seed)
     votes = rng.integers(0, 8, (n_boxes, 1)).repeat(4, axis=1)
-    votes[: n_boxes // 3, 0] = (votes[: n_boxes // 3, 0] + 1) % 8  # a third are 3-1 disputes
-    agreement = np.where(np.arange(n_boxes) < n_boxes // 3, "3-1", "4")
-    labels = pd.DataFrame({"image_id": [f"img{k // 2}" for k in range(n_boxes)], "line": np.arange(n_boxes) % 2,
-                           **{f"v{j + 1}": votes[:, j] for j in range(4)}, "label": votes[:, 1],
-                           "confidence": rng.uniform(0.5, 1, n_boxes), "agreement": agreement, "keep": True})
-    n = n_boxes + n_background
-    train_index = pd.DataFrame({
-        "crop_id": np.arange(n), "image_id": [*labels["image_id"], *[f"img{k}" for k in range(n_background)]],
-        "line": [*labels["line"], *[-1] * n_background], "source": ["box"] * n_boxes + ["background"] * n_background,
-        "label": [*votes[:, 1], *[8] * n_background], "fold": np.arange(n) % 3})
-    val = train_index[train_index["fold"] == 0][["crop_id", "image_id", "label"]].reset_index(drop=True)
-    vals = {m: pd.concat([val, probs_table(rng, len(val))], axis=1) for m in MODELS}
+    disputed = np.arange(n_boxes) < n_boxes // 3
+    votes[disputed, 0] = (votes[disputed, 0] + 1) % 8  # a third are 3-1 disputes
+    labels = pd.DataFrame({
+        "image_id": [f"img{k // 2}" for k in range(n_boxes)], "line": np.arange(n_boxes) % 2,
+        **{f"v{j + 1}": votes[:, j] for j in range(4)}, "label": votes[:, 1],
+        "confidence": rng.uniform(0.5, 1, n_boxes), "agreement": np.where(disputed, "3-1", "4"),
+        "keep": True})
+    background = pd.DataFrame({"image_id": [f"img{k}" for k in range(n_background)], "line": -1,
+                               "source": "background", "label": 8})
+    train_index = pd.concat([labels[["image_id", "line", "label"]].assign(source="box"), background],
+                            ignore_index=True)
+    train_index = train_index.assign(crop_id=np.arange(len(train_index)),
+                                     fold=np.arange(len(train_index)) % 3)
+    val = train_index.loc[train_index["fold"] == 0, ["crop_id", "image_id", "label"]].reset_index(drop=True)
     test_index = pd.DataFrame({"crop_id": np.arange(n_test), "idx": [str(100 + k) for k in range(n_test)]})
     return ReportData(
-        crops=rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8), train_index=train_index,
+        crops=rng.integers(0, 256, (len(train_index), 32, 32, 3), dtype=np.uint8),
+        train_index=train_index,
         test_crops=rng.integers(0, 256, (n_test, 32, 32, 3), dtype=np.uint8), test_index=test_index,
-        labels=labels, vals=vals, ensemble_val=pd.concat([val, probs_table(rng, len(val))], axis=1),
+        labels=labels, vals={m: pd.concat([val, probs_table(rng, len(val))], axis=1) for m in MODELS},
+        ensemble_val=pd.concat([val, probs_table(rng, len(val))], axis=1),
         ensemble_test=pd.concat([test_index[["idx"]], probs_table(rng, n_test, sharp=1.0)], axis=1),
         weights={"method": "per_class_f1", "oof_val_macro_f1": 0.5, "model_val_macro_f1": {"resnet": 0.4}})
 
@@ -196,11 +200,14 @@ def test_plot_tables_are_long_and_complete():
     data = fake_data()
     f1 = per_class_f1_long(data.vals, data.ensemble_val)
     assert list(f1.columns) == ["class", "model", "f1"] and len(f1) == N_CLASSES * (len(MODELS) + 1)
-    assert list(dict.fromkeys(f1["model"])) == [*MODELS, "ensemble"] and f1["f1"].between(0, 1).all()
+    assert list(dict.fromkeys(f1["model"])) == [*MODELS, "ensemble"]
+    assert f1["f1"].between(0, 1).all()
     dist = class_distribution(data.labels, data.train_index, data.ensemble_test)
-    assert list(dist.columns) == ["class", "stage", "count"] and list(dict.fromkeys(dist["stage"])) == list(STAGES)
+    assert list(dist.columns) == ["class", "stage", "count"]
+    assert list(dict.fromkeys(dist["stage"])) == list(STAGES)
     totals = dist.groupby("stage", sort=False)["count"].sum()
-    assert totals["training crops"] == len(data.train_index) and totals["test predicted"] == len(data.ensemble_test)
+    assert totals["training crops"] == len(data.train_index)
+    assert totals["test predicted"] == len(data.ensemble_test)
     assert dist.set_index(["stage", "class"]).loc[("training crops", CODES[8]), "count"] == 10
 
 
@@ -209,7 +216,8 @@ def test_report_config_names_a_bad_key():
         from_section(ReportConfig, {"n_disputd": 3}, "report")
     with pytest.raises(ValueError, match="uncertainty"):
         from_section(ReportConfig, {"uncertainty": "vibes"}, "report")
-    config = from_section(ReportConfig, {"cam_models": ["resnet"], "cam_layers": {"resnet": "layer3"}}, "report")
+    section = {"cam_models": ["resnet"], "cam_layers": {"resnet": "layer3"}}
+    config = from_section(ReportConfig, section, "report")
     assert config.cam_models == ("resnet",) and config.cam_layers == {"resnet": "layer3"}
 
 

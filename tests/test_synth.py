@@ -203,8 +203,8 @@ def test_truth_is_often_but_not_always_the_majority(many_votes):
 
 
 def test_agreement_helpers_on_known_votes():
-    assert [agreement_pattern(v) for v in ((1, 1, 1, 1), (1, 1, 1, 3), (1, 3, 1, 3), (0, 1, 0, 2), (0, 1, 2, 3))] \
-        == list(PATTERNS)
+    examples = ((1, 1, 1, 1), (1, 1, 1, 3), (1, 3, 1, 3), (0, 1, 0, 2), (0, 1, 2, 3))
+    assert [agreement_pattern(v) for v in examples] == list(PATTERNS)
     assert [strict_majority(v) for v in ((1, 1, 1, 3), (1, 3, 1, 3), (0, 1, 0, 2))] == [1, None, 0]
     stats = vote_statistics(np.array([[1, 1, 1, 1], [2, 2, 2, 3], [2, 3, 2, 3]]))
     assert stats["patterns"]["2-2"] == pytest.approx(1 / 3)
@@ -224,6 +224,7 @@ def test_box_geometry_is_like_the_real_boxes():
     assert abs(np.median(w) - BOX_MEDIAN_W) < 0.07 and abs(np.median(h) - BOX_MEDIAN_H) < 0.08
     assert 0.35 < np.median(xc) < 0.65 and 0.3 < np.median(yc) < 0.6
     assert np.all((xc - w / 2 >= -1e-9) & (xc + w / 2 <= 1 + 1e-9))
+    assert np.all(np.maximum(w, h) > 0.08), "even the palest specimen is boxed whole"
 
 
 def test_test_crops_follow_the_training_classes():

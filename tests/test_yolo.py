@@ -125,7 +125,8 @@ def test_empty_file_is_an_error_naming_the_file(tmp_path, content):
 
 def test_bad_utf8_names_file_and_line(tmp_path):
     path = tmp_path / "latin1.txt"
-    path.write_bytes(f"{VALID}\n".encode() + "2_2_2_2 Parcelles Lysimétriques 0.5 0.5 0.1 0.1\n".encode("latin-1"))
+    latin1 = "2_2_2_2 Parcelles Lysimétriques 0.5 0.5 0.1 0.1\n".encode("latin-1")
+    path.write_bytes(f"{VALID}\n".encode() + latin1)
     with pytest.raises(AnnotationError, match=re.escape(f"{path}, line 2")) as err:
         read_annotations(path)
     assert err.value.reason == "encoding" and err.value.line_no == 2
@@ -200,7 +201,8 @@ def _ascii_votes() -> st.SearchStrategy[str]:
     return st.lists(part, min_size=1, max_size=6).map("_".join)
 
 
-number = st.one_of(st.floats(allow_nan=True, allow_infinity=True).map(repr), st.text("0123456789.e-+_", max_size=6))
+number = st.one_of(st.floats(allow_nan=True, allow_infinity=True).map(repr),
+                   st.text("0123456789.e-+_", max_size=6))
 valid_votes = st.tuples(*[st.integers(0, 9)] * 4).map(lambda v: "_".join(map(str, v)))
 near_valid = st.builds(  # mostly well-formed lines with a few broken or odd fields
     lambda v, p, nums: " ".join([v, *p, *nums]),

@@ -10,13 +10,16 @@ sorted order, and the crops are streamed into shards (bounded memory).
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import multiprocessing
 import resource
 import signal
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +36,7 @@ from springtail.runtime import cpu_count
 from springtail.store import ShardWriter, write_index
 
 LABEL_COLUMNS = ("image_id", "line", "xc", "yc", "w", "h", "label", "keep", *PROBA_COLUMNS)
+PR_SET_PDEATHSIG = 1  # prctl option: the signal a process gets when its parent dies
 TRAIN_COLUMNS = ("crop_id", "image_id", "line", "source", "label", *PROBA_COLUMNS,
                  "fold", "x0", "y0", "x1", "y1")
 
@@ -60,28 +64,37 @@ class CropsConfig:
             raise ValueError("params.yaml: crops.background_iou_max must be in [0, 1)")
 
 
-def _worker_signals() -> None:
-    """Pool workers leave SIGINT and SIGTERM to the parent, which owns the clean-up.
+def _worker_setup() -> None:
+    """Pool workers ignore SIGINT and SIGTERM and die with their parent.
 
-    Forked workers inherit the parent's handlers; the parent's SIGTERM handler
-    (see :func:`springtail.io.terminate_cleanly`) would make a worker unwind
-    instead of dying when the pool terminates it.
+    Ctrl-C or a SIGTERM sent to the whole process group must stop the stage
+    through the parent alone: it unwinds (removing its temporary output) and
+    shuts the pool down. A worker killed by the signal itself could die holding
+    a queue lock and hang the parent's shutdown. If the parent is killed
+    outright (SIGKILL, the OOM killer), Linux kills the workers too.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def ordered_map(fn: Callable, jobs: Iterable, workers: int) -> Iterator:
     """``map(fn, jobs)`` in order, over ``workers`` processes when > 1.
 
-    The pool is terminated when the consumer stops early (an error, a signal).
-    The output does not depend on ``workers``: results come back in job order.
+    When the consumer stops early (an error, a signal) pending jobs are cancelled
+    and the running ones finish before the pool closes. The output does not
+    depend on ``workers``: results come back in job order.
     """
     if workers <= 1:
         yield from map(fn, jobs)
         return
-    with multiprocessing.get_context("fork").Pool(workers, initializer=_worker_signals) as pool:
-        yield from pool.imap(fn, jobs, chunksize=2)
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
+                               initializer=_worker_setup)
+    try:
+        yield from pool.map(fn, jobs, chunksize=2)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def bind(fn: Callable, config: CropsConfig) -> Callable:

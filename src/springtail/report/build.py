@@ -78,11 +78,12 @@ class _Pictures:
         self.test_row = pd.Series(data.test_index["crop_id"].to_numpy(),
                                   index=data.test_index["idx"].astype(str))
 
-    def card(self, image: np.ndarray, lines: list[tuple[str, str]], alt: str, tags=()) -> Card:
-        return Card(data_uri(image), lines, alt, self.small, list(tags))
+    def card(self, image: np.ndarray, lines: list[tuple[str, str]], alt: str,
+             tags=(), tags_at: int = 1) -> Card:
+        return Card(data_uri(image), lines, alt, self.small, list(tags), tags_at)
 
-    def train(self, crop_id: int, lines, alt: str = "", tags=()) -> Card:
-        return self.card(self.data.crops[int(crop_id)], lines, alt or f"crop {crop_id}", tags)
+    def train(self, crop_id: int, lines, alt: str = "", tags=(), tags_at: int = 1) -> Card:
+        return self.card(self.data.crops[int(crop_id)], lines, alt or f"crop {crop_id}", tags, tags_at)
 
     def test(self, idx: str, lines) -> Card:
         return self.card(self.data.test_crops[int(self.test_row[str(idx)])], lines, f"test crop {idx}")
@@ -103,7 +104,7 @@ def disputed_section(data: ReportData, config: ReportConfig, pics: _Pictures) ->
     cards = []
     for r in rows.itertuples(index=False):
         votes = [getattr(r, v) for v in VOTE_COLUMNS]
-        lines = [(f"consensus {code(r.label)} {r.confidence:.2f}", ""),
+        lines = [(f"consensus {code(r.label)} {r.confidence:.2f}", "strong"),
                  (f"votes {r.agreement}, fold {r.fold}", "muted")]
         if r.crop_id in ens.index:
             probs = ens.loc[r.crop_id, [f"p{k}" for k in range(len(CODES))]].to_numpy(dtype=float)
@@ -131,7 +132,7 @@ def errors_section(data: ReportData, config: ReportConfig, pics: _Pictures) -> S
             tags = vote_tags(votes.loc[r.crop_id, list(VOTE_COLUMNS)], r.label)
         else:
             lines.append(("background crop", "muted"))
-        cards.append(pics.train(r.crop_id, lines, tags=tags))
+        cards.append(pics.train(r.crop_id, lines, tags=tags, tags_at=2))
     lead = ("Validation crops the ensemble gets wrong with the highest probability (out of fold): "
             "its prediction, the consensus label with the probability it gave that label, and "
             "the experts' votes. Some are label errors rather than model errors.")
@@ -197,7 +198,9 @@ def cam_section(data: ReportData, config: ReportConfig, pics: _Pictures, models:
             "CNNs; for cnn_xgb, the trees' TreeSHAP contributions weight the CNN's last stage "
             "(Grad-CAM for a linear head); for the ViT, attention rollout of the class token, "
             "which does not depend on the class.")
-    body = groups(blocks) if blocks and done else '<p class="note">No heatmaps.</p>'
+    # Smaller pictures (96 px for the default 128) put two classes side by side on a laptop screen.
+    px = round(0.75 * config.display_px)
+    body = groups(blocks, px) if blocks and done else '<p class="note">No heatmaps.</p>'
     return Section("heatmaps", "Where the models look", lead, notes + body)
 
 

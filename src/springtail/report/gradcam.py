@@ -28,8 +28,7 @@ import torch
 
 from springtail.models.augment import prepare_batch, to_chw
 
-METHODS = {"grad_cam": "Grad-CAM", "tree_shap_cam": "TreeSHAP-weighted CAM",
-           "attention_rollout": "attention rollout"}
+METHODS = {"grad_cam": "Grad-CAM", "tree_shap_cam": "TreeSHAP CAM", "attention_rollout": "attention rollout"}
 
 
 @dataclass
@@ -181,7 +180,7 @@ def attention_rollout(net: torch.nn.Module, crops: np.ndarray, norm) -> Explanat
     side = int(round((t - prefix) ** 0.5))
     cams = rows[:, prefix:].reshape(n, side, side)
     return Explanation(cams.numpy(), logits.softmax(dim=1).numpy(), logits.argmax(dim=1).numpy(),
-                       "attention_rollout", "blocks")
+                       "attention_rollout", "all blocks")
 
 
 def explain(model, crops: np.ndarray, layer: str | None = None, min_cells: int = 3) -> Explanation:

@@ -42,10 +42,11 @@ figcaption { font-size: 12px; line-height: 1.3; margin-top: 4px; overflow-wrap: 
 .tag { font-size: 10.5px; padding: 0 3px; border-radius: 3px; background: #e8eaed; }
 .tag.ok { background: #d7efe0; color: var(--ok); }
 .tag.bad { background: #fbe3e1; color: var(--bad); }
+.strong { font-weight: 600; }
 .ok { color: var(--ok); font-weight: 600; }
 .bad { color: var(--bad); font-weight: 600; }
 .muted { color: var(--muted); }
-.groups { display: flex; flex-wrap: wrap; gap: 0 40px; align-items: flex-start; }
+.groups { display: flex; flex-wrap: wrap; gap: 0 28px; align-items: flex-start; }
 .camrow { display: flex; gap: 10px; align-items: flex-start; margin-bottom: 10px; }
 .camrow figure:first-child { border-color: #9aa0a6; background: #f1f3f4; }
 .camhead { display: flex; gap: 10px; margin: 0 0 4px; font-size: 12px; }
@@ -85,13 +86,14 @@ class Card:
     lines: list[tuple[str, str]] = field(default_factory=list)
     alt: str = ""
     small: bool = False  # a crop smaller than its display size: draw its pixels sharp
-    tags: list[tuple[str, str]] = field(default_factory=list)  # chips under the first line
+    tags: list[tuple[str, str]] = field(default_factory=list)  # chips, e.g. the four votes
+    tags_at: int = 1  # caption lines above the chips
 
     def render(self) -> str:
         lines = [f'<div class="{escape(c)}">{escape(t)}</div>' for t, c in self.lines]
         if self.tags:
             chips = "".join(f'<span class="tag {escape(c)}">{escape(t)}</span>' for t, c in self.tags)
-            lines.insert(min(1, len(lines)), f'<div class="tags">{chips}</div>')
+            lines.insert(min(self.tags_at, len(lines)), f'<div class="tags">{chips}</div>')
         caption = "".join(lines)
         img_class = ' class="small"' if self.small else ""
         return (f'<figure><img{img_class} src="{self.src}" alt="{escape(self.alt)}" loading="eager">'
@@ -114,9 +116,11 @@ def grid(cards: list[Card], empty: str = "Nothing to show.") -> str:
     return '<div class="grid">' + "".join(c.render() for c in cards) + "</div>"
 
 
-def groups(blocks: list[tuple[str, str]]) -> str:
-    """Titled blocks (title, body HTML) laid side by side, wrapping at the page width."""
-    return '<div class="groups">' + "".join(
+def groups(blocks: list[tuple[str, str]], px: int | None = None) -> str:
+    """Titled blocks (title, body HTML) laid side by side, wrapping at the page width;
+    ``px`` sets another picture size inside them."""
+    style = f' style="--px: {int(px)}px"' if px else ""
+    return f'<div class="groups"{style}>' + "".join(
         f"<div><h3>{escape(t)}</h3>{b}</div>" for t, b in blocks) + "</div>"
 
 

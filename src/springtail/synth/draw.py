@@ -28,7 +28,7 @@ class Drawn:
 
     patch: Image.Image                   # RGB transmittance, white outside the specimen
     centre: tuple[float, float]          # body centre in patch pixels
-    bbox: tuple[int, int, int, int]      # (x0, y0, x1, y1) of visible absorption in the patch
+    bbox: tuple[int, int, int, int]      # (x0, y0, x1, y1) of the specimen in the patch
 
 
 @dataclass(frozen=True)
@@ -85,7 +85,8 @@ def _segment_bounds(h: Habitus) -> np.ndarray:
     return 1.0 - np.concatenate([[0.0], np.cumsum(h.seg_len)])
 
 
-def _appendages(h: Habitus, ax: _Axis, length: float, rng: np.random.Generator) -> list[tuple[np.ndarray, float]]:
+def _appendages(h: Habitus, ax: _Axis, length: float,
+                rng: np.random.Generator) -> list[tuple[np.ndarray, float]]:
     """Antennae, legs and an extended furca as (polyline, width in pixels) pairs."""
     out: list[tuple[np.ndarray, float]] = []
     width = max(1.0, (0.028 if h.plan == "mite" else 0.014) * length)
@@ -105,7 +106,8 @@ def _appendages(h: Habitus, ax: _Axis, length: float, rng: np.random.Generator) 
         sweep = (pair - (n_pairs - 1) / 2) * (0.55 if h.plan == "mite" else 0.35)
         for side in ((1,) if h.lateral else (-1, 1)):
             angle = ax.direction(s) + side * (math.pi / 2 + sweep) + rng.normal(0, 0.2)
-            seg = h.legs * length * np.array([0.25, 0.3, 0.25, 0.2] if h.plan == "mite" else [0.4, 0.38, 0.22])
+            joints = [0.25, 0.3, 0.25, 0.2] if h.plan == "mite" else [0.4, 0.38, 0.22]
+            seg = h.legs * length * np.array(joints)
             out.append((_limb(ax.at(s, 0.7 * side), angle, list(seg), rng, 0.3), width))
     if h.furca > 0 and h.furca_out:
         base = ax.at(float(bounds[-4]) if len(bounds) > 4 else 0.2)
@@ -163,7 +165,8 @@ def _ink(h: Habitus, factor: float) -> tuple[int, int, int]:
     return tuple(int(v) for v in np.clip(base * factor, 0, 255))  # type: ignore[return-value]
 
 
-def _details(h: Habitus, ax: _Axis, length: float, rng: np.random.Generator) -> list[tuple[np.ndarray, float, float]]:
+def _details(h: Habitus, ax: _Axis, length: float,
+             rng: np.random.Generator) -> list[tuple[np.ndarray, float, float]]:
     """Setae, anal spines and a folded furca as (polyline, width, darkness) triples."""
     out: list[tuple[np.ndarray, float, float]] = []
     n_setae = int(h.setae * 60 * rng.uniform(0.7, 1.3))
@@ -171,13 +174,15 @@ def _details(h: Habitus, ax: _Axis, length: float, rng: np.random.Generator) -> 
         s, side = float(rng.uniform(0.02, 0.98)), float(rng.choice([-1, 1]))
         base = ax.at(s, 0.97 * side)
         angle = ax.direction(s) + side * math.pi / 2 + rng.normal(-0.5 * side, 0.4)
-        tip = base + h.seta_len * length * rng.uniform(0.5, 1.5) * np.array([math.cos(angle), math.sin(angle)])
+        reach = h.seta_len * length * rng.uniform(0.5, 1.5)
+        tip = base + reach * np.array([math.cos(angle), math.sin(angle)])
         out.append((np.array([base, tip]), 1.0, 0.75))
     if h.spines > 0:
         back = ax.direction(0.02) + math.pi
         for side in (-1, 1):
             base = ax.at(0.03, 0.35 * side)
-            tip = base + h.spines * length * np.array([math.cos(back + 0.25 * side), math.sin(back + 0.25 * side)])
+            turn = back + 0.25 * side
+            tip = base + h.spines * length * np.array([math.cos(turn), math.sin(turn)])
             out.append((np.array([base, tip]), max(1.0, 0.012 * length), 0.55))
     if h.furca > 0 and not h.furca_out:  # folded under the abdomen, seen through the body
         bounds = _segment_bounds(h)
@@ -225,7 +230,7 @@ def draw_specimen(h: Habitus, length: float, angle: float, blur: float,
         rng: randomness for appendage poses and pattern noise.
 
     Returns:
-        the :class:`Drawn` patch, its body centre and the bbox of its visible ink.
+        the :class:`Drawn` patch, its body centre and the bbox of the whole animal.
     """
     length = length * h.size
     ax = _axis(h, length)
@@ -260,5 +265,8 @@ def draw_specimen(h: Habitus, length: float, angle: float, blur: float,
         draw.line([tuple(p) for p in pts + shift], fill=_ink(h, dark), width=max(1, int(width)))
     if blur > 0.3:
         patch = patch.filter(ImageFilter.GaussianBlur(blur))
-    ink = Image.eval(patch.convert("L"), lambda v: 255 if v < 235 else 0).getbbox() or (0, 0, 1, 1)
+    # The extent of the drawn geometry, not of dark pixels: a pale specimen is
+    # boxed whole even where it barely absorbs.
+    lo, hi = np.floor(every.min(axis=0) + shift), np.ceil(every.max(axis=0) + shift)
+    ink = (int(lo[0]), int(lo[1]), int(hi[0]), int(hi[1]))
     return Drawn(patch, (float(shift[0]), float(shift[1])), ink)

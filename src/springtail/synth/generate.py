@@ -49,7 +49,9 @@ class SynthConfig:
 
     def __post_init__(self) -> None:
         if self.n_train < 1 or self.n_test < 1:
-            raise ValueError(f"synthesize: n_train and n_test must be >= 1, got {self.n_train}, {self.n_test}")
+            raise ValueError(
+                f"synthesize: n_train and n_test must be >= 1, got {self.n_train}, {self.n_test}"
+            )
         if self.width < 64 or self.height < 64:
             raise ValueError(f"synthesize: width and height must be >= 64, got {self.width}x{self.height}")
         if not 1 <= self.jpeg_quality <= 95:
@@ -117,7 +119,8 @@ def generate(cfg: SynthConfig, out: str | Path,
     try:
         (tmp / "train").mkdir()
         (tmp / "test").mkdir()
-        trains, tests = plan_train(cfg.seed, cfg.n_train), plan_test(cfg.seed, cfg.n_test, cfg.test_background)
+        trains = plan_train(cfg.seed, cfg.n_train)
+        tests = plan_test(cfg.seed, cfg.n_test, cfg.test_background)
         rows: list[tuple[str, int, int]] = []
         jobs = [(item, cfg, str(tmp)) for item in [*trains, *tests]]
         for done, result in enumerate(_run(_write, jobs, workers), start=1):

@@ -92,7 +92,8 @@ def plan_train(seed: int, n_images: int, model: VoteModel = VoteModel()) -> list
     for index, ident, project, classes in rows:
         box_votes = tuple(tuple(int(v) for v in row) for row in votes[start:start + len(classes)])
         start += len(classes)
-        items.append(TrainItem(index, ident, names[project], project, classes, box_votes))  # type: ignore[arg-type]
+        items.append(TrainItem(index, ident, names[project], project,  # type: ignore[arg-type]
+                               classes, box_votes))
     return items
 
 

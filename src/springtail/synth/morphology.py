@@ -65,13 +65,15 @@ TAXA: dict[str, dict[str, object]] = {
                  pigment=(0.55, 0.95), mottle=(0.0, 0.3), eyes=0.0, setae=(0.1, 0.6), seta_len=(0.03, 0.12)),
     "globular": dict(plan="globular", size=(0.55, 0.9), elong=(0.6, 0.85), antenna=(0.4, 0.75),
                      legs=(0.25, 0.4), furca=(0.15, 0.3), tone=((60, 200), (50, 180), (60, 190)),
-                     pigment=(0.4, 0.9), mottle=(0.2, 0.6), eyes=1.0, setae=(0.2, 0.6), seta_len=(0.03, 0.08)),
+                     pigment=(0.4, 0.9), mottle=(0.2, 0.6), eyes=1.0, setae=(0.2, 0.6),
+                     seta_len=(0.03, 0.08)),
     "banded": dict(plan="entomobryid", size=(0.9, 1.3), elong=(0.18, 0.26), antenna=(0.45, 0.8),
                    legs=(0.25, 0.38), furca=(0.35, 0.55), tone=((110, 190), (100, 180), (70, 170)),
                    pigment=(0.45, 0.85), bands=(0.4, 0.9), eyes=1.0, setae=(0.3, 0.7), seta_len=(0.04, 0.1)),
     "isotomid": dict(plan="isotomid", size=(0.8, 1.3), elong=(0.17, 0.3), antenna=(0.18, 0.4),
                      legs=(0.15, 0.27), furca=(0.2, 0.45), tone=((150, 235), (150, 235), (150, 235)),
-                     pigment=(0.2, 0.7), diffuse=(0.0, 0.6), eyes=0.7, setae=(0.2, 0.6), seta_len=(0.03, 0.08)),
+                     pigment=(0.2, 0.7), diffuse=(0.0, 0.6), eyes=0.7, setae=(0.2, 0.6),
+                     seta_len=(0.03, 0.08)),
     "stout": dict(plan="hypogastrurid", size=(0.7, 1.2), elong=(0.3, 0.45), antenna=(0.08, 0.18),
                   legs=(0.08, 0.15), furca=(0.0, 0.0), tone=((120, 230), (110, 225), (110, 230)),
                   pigment=(0.3, 0.8), granules=(0.3, 0.9), mottle=(0.0, 0.3), eyes=0.6,
@@ -146,7 +148,8 @@ def sample_habitus(cls: int, rng: np.random.Generator) -> Habitus:
         elong=_draw(spec["elong"], rng), antenna=_draw(spec["antenna"], rng),
         legs=_draw(spec["legs"], rng), furca=_draw(spec["furca"], rng),
         furca_out=bool(rng.random() < 0.4), tone=tone,  # type: ignore[arg-type]
-        pigment=_draw(spec["pigment"], rng), eyes=bool(rng.random() < float(spec["eyes"])),  # type: ignore[arg-type]
+        pigment=_draw(spec["pigment"], rng),
+        eyes=bool(rng.random() < float(spec["eyes"])),  # type: ignore[arg-type]
         setae=_draw(spec["setae"], rng), seta_len=_draw(spec["seta_len"], rng),
         gut=float(rng.uniform(0.1, 0.45)) if rng.random() < 0.3 else 0.0,
         bend=float(rng.normal(0, 0.12)), lateral=bool(rng.random() < 0.2),

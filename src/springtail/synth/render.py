@@ -37,8 +37,12 @@ def _debris_clump(rng: np.random.Generator, unit: float, size: float) -> Drawn:
     """A cluster of debris that an expert boxed as if it were a specimen (true class FOND)."""
     side = int(size)
     patch = Image.new("RGB", (side, side), (255, 255, 255))
-    scene.add_debris(patch, rng, density=1.0, area=6.0 * (side / 1024 / unit) ** 2 + 0.5, unit=unit)
-    ink = Image.eval(patch.convert("L"), lambda v: 255 if v < 235 else 0).getbbox()
+    kinds = ["particle"] * int(rng.integers(4, 10)) + ["fibre"] * int(rng.integers(0, 3))
+    for kind in kinds:
+        piece, mode = scene.debris_patch(kind, rng, unit)
+        x, y = rng.normal(side / 2, side / 8, 2) - np.array(piece.size) / 2
+        scene.stamp(patch, piece, int(x), int(y), mode)
+    ink = Image.eval(patch.convert("L"), lambda v: 255 if v < 245 else 0).getbbox()
     return Drawn(patch, (side / 2, side / 2), ink or (0, 0, side, side))
 
 
@@ -72,7 +76,8 @@ def _place(drawn: Drawn, canvas: tuple[int, int], placed: list[tuple[int, int, i
         return int(cx - bw / 2 - x0), int(cy - bh / 2 - y0)
     best, best_overlap = (0, 0), math.inf
     for _ in range(25):  # the emptiest of a few random spots
-        cx, cy = rng.uniform(bw / 2, max(bw / 2 + 1, w - bw / 2)), rng.uniform(bh / 2, max(bh / 2 + 1, h - bh / 2))
+        cx = rng.uniform(bw / 2, max(bw / 2 + 1, w - bw / 2))
+        cy = rng.uniform(bh / 2, max(bh / 2 + 1, h - bh / 2))
         box = (cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2)
         overlap = sum(_intersection(box, other) for other in placed)
         if overlap < best_overlap:
@@ -149,7 +154,8 @@ def render_test(item: TestItem, seed: int, width: int, height: int) -> Image.Ima
     length = BODY_LENGTH * size[1] * rng.lognormal(0, 0.12)
     if item.truth == BACKGROUND:
         side = length * rng.lognormal(-0.15, 0.35)
-        crop = (max(8, int(side * rng.lognormal(0, 0.3))), max(8, int(side * rng.lognormal(0, 0.3))))
+        lo, hi = 0.12 * size[1], 0.9 * size[1]  # like the crops around specimens
+        crop = tuple(int(np.clip(side * rng.lognormal(0, 0.3), lo, hi)) for _ in range(2))
         drawn = None
     else:
         drawn = _specimen(item.truth, rng, length, look, unit)

@@ -147,8 +147,8 @@ def _blob_points(rng: np.random.Generator, r: float, n: int, rough: float) -> li
     return [(float(a * math.cos(t)), float(a * stretch * math.sin(t))) for a, t in zip(radii, angles)]
 
 
-def _debris_patch(kind: str, rng: np.random.Generator, unit: float) -> tuple[Image.Image, str]:
-    """One piece of debris as a (patch, compositing mode) pair."""
+def debris_patch(kind: str, rng: np.random.Generator, unit: float) -> tuple[Image.Image, str]:
+    """One piece of debris of ``kind`` (a key of DEBRIS_PER_FRAME) as a (patch, compositing mode) pair."""
     if kind == "fibre":
         length = rng.uniform(60, 700) * unit
         pts = np.cumsum(rng.normal(0, 1, (12, 2)) * 0.25 + [1, 0], axis=0) * length / 12
@@ -170,7 +170,8 @@ def _debris_patch(kind: str, rng: np.random.Generator, unit: float) -> tuple[Ima
         s = int(4.2 * r + 8)  # room for the blur, or its edge would show as a rectangle
         patch = Image.new("RGB", (s, s), (255, 255, 255))
         pts = _blob_points(rng, r, int(rng.integers(7, 16)), 0.18)
-        ImageDraw.Draw(patch).polygon([(x + s / 2, y + s / 2) for x, y in pts], fill=_grey(rng, 205, 240, rng.random()))
+        fill = _grey(rng, 205, 240, rng.random())
+        ImageDraw.Draw(patch).polygon([(x + s / 2, y + s / 2) for x, y in pts], fill=fill)
         patch = patch.filter(ImageFilter.GaussianBlur(r * 0.25))
         big = max(1, int(s * 4 * unit))
         return patch.resize((big, big), Image.BILINEAR), "multiply"
@@ -223,7 +224,7 @@ def add_debris(canvas: Image.Image, rng: np.random.Generator, density: float,
     """
     for kind, mean in DEBRIS_PER_FRAME.items():
         for _ in range(rng.poisson(mean * density * area)):
-            patch, mode = _debris_patch(kind, rng, unit)
+            patch, mode = debris_patch(kind, rng, unit)
             x = int(rng.uniform(-patch.width / 2, canvas.width - patch.width / 2))
             y = int(rng.uniform(-patch.height / 2, canvas.height - patch.height / 2))
             stamp(canvas, patch, x, y, mode)
