@@ -1,0 +1,1 @@
+"""Benchmarks of the pipeline's hot paths: `make bench` (bench.py) and the variant study (explore.py)."""

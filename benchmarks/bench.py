@@ -1,6 +1,6 @@
 """`make bench`: how fast the pipeline's hot paths run on this machine.
 
-    .venv/bin/python -m benchmarks.bench [--steps 6] [--rounds 2] [--skip repro ...]
+    .venv/bin/python -m benchmarks.bench [--steps 12] [--models resnet vit] [--skip repro ...]
 
 Prints the machine, a table, and as its last line one JSON object. Keys:
 
@@ -13,19 +13,27 @@ Prints the machine, a table, and as its last line one JSON object. Keys:
   is "vit.train_img_s": ``train_img_s`` (``springtail.training.fit_network``),
   ``infer_img_s`` (``forward_views``, one view), ``naive_train_img_s``,
   ``train_speedup_vs_naive``, ``train_flops_per_img`` (FlopCounterMode on a real
-  forward+backward step), ``fwd_flops_per_img``, ``train_gflops``,
+  forward+backward step, with ``nets.flop_formulas``' corrections; ~3x the forward),
+  ``fwd_flops_per_img``, ``train_gflops``,
   ``train_mfu`` (achieved training FLOP/s / the better matmul peak), ``precision``,
-  ``channels_last``, ``batch_size``, ``arch``.
+  ``channels_last``, ``batch_size``, ``arch``, ``train_step_ms``, ``train_step_spread``,
+  ``naive_load_ms_per_batch`` / ``pipeline_prepare_ms_per_batch`` (one batch's input
+  path alone: the most the data path can save per step).
 - ``crops_img_s``, ``crops_full_img_s``, ``crops_speedup_vs_naive``: the crops
   stage's per-image path (one process) with draft decoding vs full decoding.
 - ``synthesize_s_estimated`` (or ``synthesize_s`` when the whole set was generated),
   ``synthesize_subset_images``: the real generator on a subset, extrapolated.
-- ``e2e_tiny_s``, ``e2e_tiny_peak_rss_mb``, ``noop_repro_s``, ``incremental_s``,
-  ``incremental_stages``: ``dvc repro`` in a tiny copy of the repository.
+- ``e2e_tiny_s``, ``e2e_tiny_peak_rss_mb`` (largest process of the dvc tree),
+  ``noop_repro_s``, ``incremental_s``, ``incremental_stages`` (those that ran;
+  ``incremental_allowed``: ensemble and its downstream stages in dvc's graph):
+  ``dvc repro`` in a tiny copy of the repository.
 - ``errors``: section -> message, for any section that failed (exit status 1).
 
-Ratios are measured side by side in one process (same crops, same threads);
-absolute figures move with the machine's load, so read them with the load average.
+Ratios are measured side by side in one process (same crops, same threads), the
+two training loops alternating step by step so both see the same machine load
+(``benchmarks.timing``); img/s = batch size / median step time.
+``train_step_spread`` ((max - min) / median step time) shows how noisy that was.
+Absolute figures move with the machine's load: read them with the load average.
 """
 
 from __future__ import annotations
@@ -45,7 +53,7 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from benchmarks import data, machine, naive, nets, repro  # noqa: E402
+from benchmarks import data, machine, naive, nets, repro, timing  # noqa: E402
 from benchmarks.table import render  # noqa: E402
 from springtail.config import load_params  # noqa: E402
 from springtail.models.timm_net import norm_of  # noqa: E402
@@ -59,9 +67,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--params", type=Path, default=REPO / "params.yaml")
     parser.add_argument("--models", nargs="*", help="models to time (default: params.yaml's list)")
-    parser.add_argument("--steps", type=int, default=6, help="timed training batches per round")
-    parser.add_argument("--rounds", type=int, default=2,
-                        help="pipeline/naive alternations per model; the best of each is kept")
+    parser.add_argument("--steps", type=int, default=12,
+                        help="timed training steps of each loop (pipeline and naive alternate)")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed steps of each loop first")
     parser.add_argument("--synth-images", type=int, default=32, help="training images generated and timed")
     parser.add_argument("--crop-images", type=int, default=24, help="training images cut in both modes")
     parser.add_argument("--skip", nargs="*", default=[], choices=SECTIONS)
@@ -93,30 +101,31 @@ def raw_images(params: dict, workdir: Path, args, out: dict) -> Path:
 
 def bench_model(name: str, params: dict, crops: np.ndarray, labels: np.ndarray,
                 jpeg_dir: Path, args, peak: float | None) -> dict:
-    """Pipeline vs naive training, inference and FLOPs of one model on the same crops."""
+    """Pipeline vs naive training (interleaved step by step), inference and FLOPs of one model."""
     spec = nets.net_spec(name, params, crops.shape[1])
     bs, predict_bs = spec.train.batch_size, nets.predict_batch_size(params)
-    n = max((args.steps + 2) * bs, 2 * predict_bs)
-    crops, labels = data.repeat_to(crops, labels, n)
+    crops, labels = data.repeat_to(crops, labels, max(4 * bs, 2 * predict_bs))
     images, targets = nets.as_chw(crops), nets.soft_targets(labels, spec.train)
-    paths = naive.write_jpegs(crops[: (args.steps + 2) * bs], jpeg_dir / name)
+    paths = naive.write_jpegs(crops[: 4 * bs], jpeg_dir / name)
     runtime = spec.runtime()
     row = {"arch": spec.arch, "batch_size": bs, "precision": runtime.precision,
            "channels_last": runtime.channels_last}
     row.update(nets.flops_per_image(spec, spec.build(), images, targets))
     pipeline_net, naive_net = spec.build(), spec.build()
-    norm = norm_of(naive_net)
-    best_p = best_n = 0.0
-    for r in range(args.rounds):
-        warm = 2 if r == 0 else 1
-        best_p = max(best_p, nets.pipeline_train_img_s(spec, pipeline_net, images, targets, args.steps, warm))
-        best_n = max(best_n, naive.naive_train_img_s(
-            naive_net, paths, labels, norm, bs, args.steps, spec.lr, spec.train.weight_decay,
-            spec.train.label_smoothing, warm))
+    times = timing.interleave({
+        "pipeline": nets.PipelineSteps(spec, pipeline_net, images, targets),
+        "naive": naive.NaiveSteps(naive_net, paths, labels[: 4 * bs], norm_of(naive_net), bs, spec.lr,
+                                  spec.train.weight_decay, spec.train.label_smoothing),
+    }, rounds=args.steps, warmup=args.warmup)
+    row["train_img_s"] = timing.rate(bs, times["pipeline"])
+    row["naive_train_img_s"] = timing.rate(bs, times["naive"])
+    row["train_speedup_vs_naive"] = row["train_img_s"] / row["naive_train_img_s"]
+    row["train_step_spread"] = max(timing.spread(t) for t in times.values())
+    row["train_step_ms"] = 1000 * bs / row["train_img_s"]
+    row["naive_load_ms_per_batch"] = 1000 * naive.load_seconds(paths, labels[: 4 * bs], norm_of(naive_net), bs)
+    row["pipeline_prepare_ms_per_batch"] = 1000 * nets.prepare_seconds(spec, images, norm_of(naive_net))
     row["infer_img_s"] = nets.pipeline_infer_img_s(spec, pipeline_net, images, predict_bs)
-    row["train_img_s"], row["naive_train_img_s"] = best_p, best_n
-    row["train_speedup_vs_naive"] = best_p / best_n
-    row["train_gflops"] = best_p * row["train_flops_per_img"] / 1e9
+    row["train_gflops"] = row["train_img_s"] * row["train_flops_per_img"] / 1e9
     row["train_mfu"] = row["train_gflops"] / peak if peak else None
     return row
 
@@ -164,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
                     name, params, state["crops"], state["labels"], workdir / "jpeg", args, peak)}),
                     out, errors, seconds)
         if "repro" not in args.skip:
-            run_section("repro", lambda: out.update(repro.bench_repro(workdir / "tiny", args.repro_timeout)),
+            run_section("repro", lambda: repro.bench_repro(workdir / "tiny", args.repro_timeout, out),
                         out, errors, seconds)
     out["load_avg_end"] = machine.load_average()
     out["section_s"] = seconds

@@ -1,44 +1,52 @@
 """Training-speed variants of each model, side by side: what each setting is worth here.
 
-    .venv/bin/python -m benchmarks.explore [--models resnet vit] [--variants ...] [--steps 4]
+    .venv/bin/python -m benchmarks.explore [--models resnet vit] [--variants ...] [--steps 6]
 
 Every variant trains through ``springtail.training.fit_network`` (the naive
 loop is ``benchmarks.naive``) on the same crops in the same process; variants
 change one setting of the pipeline default (``default``: params.yaml as is):
 
 - ``nchw``: channels_last off;  ``bs64``: batch 64 instead of the default;
-- ``compile``: ``torch.compile(net)`` (inductor), compile time reported apart;
-- ``compile_bs64``: both;  ``bf16``: bf16 autocast forced on, even where the CPU
-  only emulates bf16 (a short probe at batch ``--bf16-batch``).
+- ``compile``: ``torch.compile(net, dynamic=False)`` (inductor), its compile time
+  reported apart;  ``nchw_compile``, ``compile_bs64``: combinations;
+- ``fused_adamw``: ``make_optimizer`` with ``fused=True`` (the proposed change,
+  patched in for this variant's steps only);
+- ``bf16``: bf16 autocast forced on, even where the CPU only emulates bf16
+  (a separate short probe at batch ``--bf16-batch``: it can be 10x slower).
 
-Rounds alternate all variants; the best of each is kept. The last line is JSON.
-Not part of ``make bench``: torch.compile alone takes minutes on two cores.
+The variants run one training step each in turn (``benchmarks.timing``), so
+all see the same machine load; img/s = batch / median step. The last line is
+JSON. Not part of ``make bench``: torch.compile takes minutes on two cores.
 """
 
 from __future__ import annotations
 
 import os
+import sys
+import tempfile
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as stages/train.py
+if "--warm-compile-cache" not in sys.argv:  # compile times as a first run sees them: an empty cache
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="springtail-inductor-")
 
 import argparse  # noqa: E402
 import dataclasses  # noqa: E402
 import json  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
+import shutil  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import torch  # noqa: E402
 
-from benchmarks import data, machine, naive, nets  # noqa: E402
+from benchmarks import data, machine, naive, nets, timing  # noqa: E402
+from springtail import training  # noqa: E402
 from springtail.config import load_params  # noqa: E402
 from springtail.models.inference import Runtime  # noqa: E402
 from springtail.models.timm_net import norm_of  # noqa: E402
 from springtail.runtime import setup_torch  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-VARIANTS = ("naive", "default", "nchw", "bs64", "compile", "compile_bs64", "bf16")
+VARIANTS = ("naive", "default", "nchw", "bs64", "fused_adamw", "compile", "nchw_compile", "compile_bs64", "bf16")
 
 
 def parse_args(argv):
@@ -46,91 +54,103 @@ def parse_args(argv):
     parser.add_argument("--params", type=Path, default=REPO / "params.yaml")
     parser.add_argument("--models", nargs="*")
     parser.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=VARIANTS)
-    parser.add_argument("--steps", type=int, default=4, help="timed batches of the default size per round")
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=6, help="timed steps of each variant")
+    parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--bf16-batch", type=int, default=4)
     parser.add_argument("--crop-images", type=int, default=16)
+    parser.add_argument("--warm-compile-cache", action="store_true",
+                        help="reuse inductor's cache (default: a fresh one, so compile times are cold)")
     return parser.parse_args(argv)
 
 
-def variant_setup(name: str, spec: nets.NetSpec):
-    """(train config, runtime, batches to time) of a variant; None for the naive loop."""
+def fused_make_optimizer(net: torch.nn.Module, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+    """``training.make_optimizer``'s parameter groups, with AdamW's fused kernel."""
+    groups = [{"params": g["params"], "weight_decay": g["weight_decay"]}
+              for g in ORIGINAL_MAKE_OPTIMIZER(net, lr, weight_decay).param_groups]
+    return torch.optim.AdamW(groups, lr=lr, fused=True)
+
+
+ORIGINAL_MAKE_OPTIMIZER = training.make_optimizer
+
+
+def with_fused_adamw(step):
+    """Run ``step`` with ``fit_network`` building its optimiser by ``fused_make_optimizer``."""
+
+    def run() -> float:
+        training.make_optimizer = fused_make_optimizer
+        try:
+            return step()
+        finally:
+            training.make_optimizer = ORIGINAL_MAKE_OPTIMIZER
+
+    return run
+
+
+def variant_step(name: str, spec: nets.NetSpec, images, targets, bf16_batch: int):
+    """(step function, batch size, compile seconds or None) of one pipeline variant."""
     base, rt = spec.train, spec.runtime()
-    bs = 64 if name.endswith("bs64") else base.batch_size
-    if name == "bf16":
-        bs = 0  # set by the caller (probe batch)
-    train = dataclasses.replace(base, batch_size=bs or base.batch_size,
-                                channels_last=name != "nchw")
-    amp = torch.bfloat16 if name == "bf16" else rt.amp_dtype
-    return train, Runtime(rt.device, amp, name != "nchw")
-
-
-def time_variant(name, spec, nets_by_variant, images, targets, paths, labels, args, first: bool) -> dict:
-    """One measurement of one variant: img/s, and compile seconds on its first call."""
-    default_bs = spec.train.batch_size
-    n_images = args.steps * default_bs
-    if name == "naive":
-        net = nets_by_variant.setdefault(name, spec.build())
-        rate = naive.naive_train_img_s(net, paths, labels, norm_of(net), default_bs, args.steps, spec.lr,
-                                       spec.train.weight_decay, spec.train.label_smoothing, 2 if first else 1)
-        return {"img_s": rate}
-    train, runtime = variant_setup(name, spec)
-    if name == "bf16":
-        train = dataclasses.replace(train, batch_size=args.bf16_batch)
-    steps = 1 if name == "bf16" else max(1, n_images // train.batch_size)
-    raw = nets_by_variant.get(name + ":raw") or spec.build()
-    nets_by_variant[name + ":raw"] = raw
-    net = nets_by_variant.get(name)
-    out = {}
-    if net is None:
-        net = torch.compile(raw) if name.startswith("compile") else raw
-        nets_by_variant[name] = net
-        if name.startswith("compile"):  # first call: compile forward and backward
-            tick = time.perf_counter()
-            nets.pipeline_train_img_s(spec, net, images, targets, 1, warmup=0, train=train,
-                                      runtime=runtime, norm=norm_of(raw))
-            out["compile_s"] = time.perf_counter() - tick
-    warm = 0 if name == "bf16" else (2 if first else 1)
-    out["img_s"] = nets.pipeline_train_img_s(spec, net, images, targets, steps, warmup=warm, train=train,
-                                             runtime=runtime, norm=norm_of(raw))
-    return out
+    channels_last = "nchw" not in name
+    bs = 64 if name.endswith("bs64") else (bf16_batch if name == "bf16" else base.batch_size)
+    train = dataclasses.replace(base, batch_size=bs, channels_last=channels_last)
+    runtime = Runtime(rt.device, torch.bfloat16 if name == "bf16" else rt.amp_dtype, channels_last)
+    raw = spec.build()
+    net = torch.compile(raw, dynamic=False) if "compile" in name else raw
+    step = nets.PipelineSteps(spec, net, images, targets, train=train, runtime=runtime, norm=norm_of(raw))
+    if name == "fused_adamw":
+        step = with_fused_adamw(step)
+    compile_s = None
+    if "compile" in name:  # the first step compiles forward and backward
+        tick = time.perf_counter()
+        step()
+        compile_s = time.perf_counter() - tick
+    return step, bs, compile_s
 
 
 def explore_model(name: str, params: dict, crops, labels, workdir: Path, args) -> dict:
     spec = nets.net_spec(name, params, crops.shape[1])
-    n = (args.steps + 2) * max(64, spec.train.batch_size)
-    crops, labels = data.repeat_to(crops, labels, n)
+    bs = spec.train.batch_size
+    crops, labels = data.repeat_to(crops, labels, 4 * max(64, bs))
     images, targets = nets.as_chw(crops), nets.soft_targets(labels, spec.train)
-    paths = naive.write_jpegs(crops[: (args.steps + 2) * spec.train.batch_size], workdir / name)
-    results: dict[str, dict] = {}
-    cache: dict = {}
-    for r in range(args.rounds):
-        for variant in args.variants:
-            if variant == "bf16" and r > 0:
-                continue
-            got = time_variant(variant, spec, cache, images, targets, paths, labels, args, r == 0)
-            best = results.setdefault(variant, {})
-            best["img_s"] = max(best.get("img_s", 0.0), got["img_s"])
-            if "compile_s" in got:
-                best["compile_s"] = got["compile_s"]
-            print(f"explore: {name} {variant} round {r + 1}: {got}", file=sys.stderr, flush=True)
+    steps, sizes, results = {}, {}, {}
+    for variant in args.variants:
+        if variant == "naive":
+            net = spec.build()
+            paths = naive.write_jpegs(crops[: 4 * bs], workdir / name)
+            steps[variant] = naive.NaiveSteps(net, paths, labels[: 4 * bs], norm_of(net), bs, spec.lr,
+                                              spec.train.weight_decay, spec.train.label_smoothing)
+            sizes[variant] = bs
+        elif variant != "bf16":
+            steps[variant], sizes[variant], compile_s = variant_step(variant, spec, images, targets,
+                                                                     args.bf16_batch)
+            if compile_s is not None:
+                results[variant] = {"compile_s": compile_s}
+                print(f"explore: {name} {variant} compiled in {compile_s:.0f} s", file=sys.stderr, flush=True)
+    times = timing.interleave(steps, args.steps, args.warmup, on_round=lambda r: print(
+        f"explore: {name} round {r + 1}/{args.steps}", file=sys.stderr, flush=True))
+    for variant, t in times.items():
+        results.setdefault(variant, {}).update(img_s=timing.rate(sizes[variant], t), spread=timing.spread(t))
+    if "bf16" in args.variants:  # alone: one warm and two timed steps at a small batch
+        step, bs16, _ = variant_step("bf16", spec, images, targets, args.bf16_batch)
+        probe = timing.interleave({"bf16": step}, rounds=2, warmup=1)["bf16"]
+        results["bf16"] = {"img_s": timing.rate(bs16, probe), "batch_size": bs16}
     return {"arch": spec.arch, "variants": results}
 
 
 def render(out: dict, variants: list[str]) -> str:
-    lines = [f"load avg start {out['load_avg_start']}  end {out['load_avg_end']}",
-             f"{'model':9s} {'variant':13s} {'img/s':>8s} {'vs naive':>8s} {'vs default':>10s} {'compile s':>9s}"]
+    lines = [f"load avg start {out['load_avg_start']}  end {out.get('load_avg_end', '-')}",
+             f"{'model':9s} {'variant':13s} {'img/s':>8s} {'vs naive':>8s} {'vs default':>10s} "
+             f"{'spread':>6s} {'compile s':>9s}"]
     for name, row in out["models"].items():
         v = row["variants"]
         for variant in variants:
             if variant not in v:
                 continue
             rate = v[variant]["img_s"]
-            vs_naive = rate / v["naive"]["img_s"] if "naive" in v else float("nan")
-            vs_default = rate / v["default"]["img_s"] if "default" in v else float("nan")
-            comp = v[variant].get("compile_s")
-            lines.append(f"{name:9s} {variant:13s} {rate:8.1f} {vs_naive:7.2f}x {vs_default:9.2f}x "
-                         f"{'' if comp is None else f'{comp:9.0f}'}")
+            vs_naive = f"{rate / v['naive']['img_s']:7.2f}x" if "naive" in v else f"{'-':>8s}"
+            vs_default = f"{rate / v['default']['img_s']:9.2f}x" if "default" in v else f"{'-':>10s}"
+            comp, spread = v[variant].get("compile_s"), v[variant].get("spread")
+            lines.append(f"{name:9s} {variant:13s} {rate:8.1f} {vs_naive} {vs_default} "
+                         f"{'' if spread is None else f'{spread:6.2f}'} {'' if comp is None else f'{comp:9.0f}'}")
     return "\n".join(lines)
 
 
@@ -146,9 +166,12 @@ def main(argv=None) -> int:
         crops, labels = data.cut_crops(data.crop_jobs(raw, params, args.crop_images), params)
         for name in models:
             out["models"][name] = explore_model(name, params, crops, labels, workdir / "jpeg", args)
+            print(render(out, args.variants), file=sys.stderr, flush=True)
     out["load_avg_end"] = machine.load_average()
     print(render(out, args.variants))
     print(json.dumps(out))
+    if not args.warm_compile_cache:
+        shutil.rmtree(os.environ["TORCHINDUCTOR_CACHE_DIR"], ignore_errors=True)
     return 0
 
 

@@ -75,7 +75,7 @@ def _mm_seconds(n: int, dtype: torch.dtype, reps: int) -> list[float]:
 
 
 def matmul_peak(dtype: torch.dtype, max_n: int = 4096, min_seconds: float = 0.15,
-                reps: int = 5, budget_s: float = 20.0) -> dict:
+                reps: int = 8, budget_s: float = 25.0) -> dict:
     """Best GFLOP/s of a square ``torch.mm`` in ``dtype``.
 
     The size doubles from 256 until one product takes ``min_seconds`` or ``max_n``

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.utils import flop_counter
 from torch.utils.flop_counter import FlopCounterMode
 
 from springtail.config import from_section
@@ -66,26 +67,43 @@ def soft_targets(labels: np.ndarray, train: TrainConfig) -> torch.Tensor:
     return make_targets(labels, None, train.label_smoothing)
 
 
-def pipeline_train_img_s(spec: NetSpec, net: torch.nn.Module, images: torch.Tensor,
-                         targets: torch.Tensor, steps: int, warmup: int = 2,
-                         train: TrainConfig | None = None, runtime: Runtime | None = None,
-                         norm=None) -> float:
-    """Training images/s of ``fit_network`` on ``steps`` batches (one epoch, no validation).
+class PipelineSteps:
+    """The pipeline's training, one batch per ``fit_network`` call (so it can be interleaved).
 
-    A first short ``fit_network`` call of ``warmup`` batches warms the allocator and
-    the oneDNN primitive cache; ``FitResult.train_img_per_s`` counts training steps only.
-    ``images``: (N, 3, S, S) uint8 with N >= steps * batch_size.
+    Each call trains one epoch of one batch through the real loop (batch
+    augmentation, autocast, loss, AdamW, schedule); its ``train_img_per_s``
+    times the training step only, not the call's set-up (optimiser, snapshot).
     """
-    train = train or spec.train
-    runtime = runtime or spec.runtime()
-    kwargs = dict(cfg=train, epochs=1, lr=spec.lr, runtime=runtime, norm=norm or norm_of(net))
-    n_warm, n = warmup * train.batch_size, steps * train.batch_size
-    if warmup:
-        fit_network(net, images[:n_warm], targets[:n_warm], None,
-                    generator=torch.Generator().manual_seed(1), **kwargs)
-    result = fit_network(net, images[:n], targets[:n], None,
-                         generator=torch.Generator().manual_seed(2), **kwargs)
-    return result.train_img_per_s
+
+    def __init__(self, spec: NetSpec, net: torch.nn.Module, images: torch.Tensor, targets: torch.Tensor,
+                 train: TrainConfig | None = None, runtime: Runtime | None = None, norm=None):
+        self.train = train or spec.train
+        self.net, self.images, self.targets = net, images, targets
+        self.kwargs = dict(cfg=self.train, epochs=1, lr=spec.lr, runtime=runtime or spec.runtime(),
+                           norm=norm or norm_of(net))
+        self.batches = len(images) // self.train.batch_size
+        self.calls = 0
+
+    def __call__(self) -> float:
+        """Seconds of one training step on the next batch of the crops."""
+        bs = self.train.batch_size
+        start = (self.calls % self.batches) * bs
+        self.calls += 1
+        result = fit_network(self.net, self.images[start:start + bs], self.targets[start:start + bs], None,
+                             generator=torch.Generator().manual_seed(self.calls), **self.kwargs)
+        return bs / result.train_img_per_s
+
+
+def prepare_seconds(spec: NetSpec, images: torch.Tensor, norm, batches: int = 4) -> float:
+    """Seconds per batch of the pipeline's input path alone (``prepare_batch`` with augmentation)."""
+    runtime, bs = spec.runtime(), spec.train.batch_size
+    gen = torch.Generator().manual_seed(0)
+    prepare_batch(images[:bs], *norm, device=runtime.device, channels_last=runtime.channels_last, generator=gen)
+    tick = time.perf_counter()
+    for i in range(batches):
+        prepare_batch(images[i * bs:(i + 1) * bs], *norm, device=runtime.device,
+                      channels_last=runtime.channels_last, generator=gen)
+    return (time.perf_counter() - tick) / batches
 
 
 def pipeline_infer_img_s(spec: NetSpec, net: torch.nn.Module, images: torch.Tensor,
@@ -101,13 +119,46 @@ def pipeline_infer_img_s(spec: NetSpec, net: torch.nn.Module, images: torch.Tens
     return n / (time.perf_counter() - tick)
 
 
+def _conv_backward_flops(grad_out_shape, x_shape, w_shape, _bias, _stride, _padding, _dilation,
+                         transposed, _output_padding, _groups, output_mask, out_shape=None, **kwargs) -> int:
+    """Each of grad_input and grad_weight costs one forward convolution.
+
+    torch's own formula ignores ``groups`` for grad_weight, so it counts a
+    depthwise convolution's weight gradient C times over (ConvNeXt's 7x7
+    depthwise convolutions: ~8x the forward FLOPs for the whole step).
+    """
+    forward = flop_counter.conv_flop_count(x_shape, w_shape, grad_out_shape, transposed)
+    return forward * (int(bool(output_mask[0])) + int(bool(output_mask[1])))
+
+
+def _sdpa_flops(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
+    return flop_counter.sdpa_flop_count(query_shape, key_shape, value_shape)
+
+
+def _sdpa_backward_flops(grad_out_shape, query_shape, key_shape, value_shape, *args, out_shape=None,
+                         **kwargs) -> int:
+    return flop_counter.sdpa_backward_flop_count(grad_out_shape, query_shape, key_shape, value_shape)
+
+
+def flop_formulas() -> dict:
+    """Corrections to FlopCounterMode: grouped-conv backward, and the CPU attention kernels
+    (``_scaled_dot_product_flash_attention_for_cpu``), which it does not count at all."""
+    aten = torch.ops.aten
+    formulas = {aten.convolution_backward: _conv_backward_flops}
+    if hasattr(aten, "_scaled_dot_product_flash_attention_for_cpu"):
+        formulas[aten._scaled_dot_product_flash_attention_for_cpu] = _sdpa_flops
+        formulas[aten._scaled_dot_product_flash_attention_for_cpu_backward] = _sdpa_backward_flops
+    return formulas
+
+
 def flops_per_image(spec: NetSpec, net: torch.nn.Module, images: torch.Tensor,
                     targets: torch.Tensor, batch: int = 4) -> dict[str, float]:
     """FLOPs per image counted by ``FlopCounterMode`` on one real training step
     (forward + loss + backward, train mode, the configured runtime) and on one forward.
 
-    The counter counts matrix products and convolutions (2 FLOPs per multiply-add),
-    not elementwise ops, norms or the optimiser: the usual MFU convention.
+    The counter counts matrix products, convolutions and attention (2 FLOPs per
+    multiply-add), not elementwise ops, norms or the optimiser: the usual MFU
+    convention. ``flop_formulas`` corrects two of its gaps.
     """
     runtime = spec.runtime()
     net = runtime.place(net)
@@ -115,14 +166,15 @@ def flops_per_image(spec: NetSpec, net: torch.nn.Module, images: torch.Tensor,
     x = prepare_batch(images[:batch], *norm, device=runtime.device, channels_last=runtime.channels_last,
                       generator=torch.Generator().manual_seed(0))
     net.train()
-    with FlopCounterMode(display=False) as counter:
+    with FlopCounterMode(display=False, custom_mapping=flop_formulas()) as counter:
         with runtime.autocast():
             logits = net(x)
         soft_cross_entropy(logits, targets[:batch]).backward()
     train = counter.get_total_flops()
     net.zero_grad(set_to_none=True)
     net.eval()
-    with FlopCounterMode(display=False) as counter, torch.no_grad(), runtime.autocast():
+    with FlopCounterMode(display=False, custom_mapping=flop_formulas()) as counter, torch.no_grad(), \
+            runtime.autocast():
         net(x)
     forward = counter.get_total_flops()
     return {"train_flops_per_img": train / batch, "fwd_flops_per_img": forward / batch}

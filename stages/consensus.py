@@ -54,9 +54,9 @@ def main(argv: list[str] | None = None) -> None:
         metrics.update(truth_scores(boxes, truth, config))
     metrics.update({"files": files, "skipped": log.to_dict(), "config": to_dict(config)})
     disputed_ids = sorted(set(labels.loc[labels["agreement"] != "4", "image_id"]))
-    sizes = image_sizes(args.raw_dir / "train", disputed_ids)
-    write_csv(args.labels, labels)
-    write_csv(args.disputed, disputed_table(labels, sizes))
+    disputed = disputed_table(labels, image_sizes(args.raw_dir / "train", disputed_ids))
+    write_csv(args.labels, labels)  # written only once everything is computed
+    write_csv(args.disputed, disputed)
     write_json(args.metrics, metrics)
 
 

@@ -232,7 +232,8 @@ CASES: tuple[Case, ...] = (
          note="same votes and box; under skip the first line is kept"),
     Case("three_bad_lines", "consensus",
          _annotation_bytes(b"1_1_1 P 0.1 0.1 0.1 0.1\n1_1_1_1 P 2 0.1 0.1 0.1\n"
-                           b"1_1_1_1 P 0.1 0.1 0 0.1\n"), {"bad_votes": 1, "out_of_range": 1, "empty_box": 1},
+                           b"1_1_1_1 P 0.1 0.1 0 0.1\n"),
+         {"bad_votes": 1, "out_of_range": 1, "empty_box": 1},
          rf"{V}, line 1: expected 4 integer votes",
          note="each bad line is one record"),
     Case("crlf_line_ends", "consensus", _annotation_bytes(f"{LINE_1}\r\n{LINE_2}\r\n".encode()),

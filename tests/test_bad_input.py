@@ -310,7 +310,8 @@ def test_skip_accounts_for_every_line(tmp_path_factory, lines, junk):
 
 PROJECT_TOKEN = st.text(st.characters(blacklist_categories=("Cs",),
                                       blacklist_characters=" \t\v\f\r\n"),
-                        min_size=1, max_size=8).filter(lambda t: not set(t) <= set("0123456789.eE+-"))
+                        min_size=1, max_size=8).filter(
+    lambda t: not set(t) <= set("0123456789.eE+-"))  # a number would end the project
 UNIT = st.floats(0, 1, allow_nan=False).filter(lambda v: v > 0)
 
 

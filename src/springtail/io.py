@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import tempfile
@@ -29,6 +30,7 @@ import yaml
 
 
 _DEFERRED = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}  # held back during a swap
+_LEFTOVER = re.compile(r"([0-9]+)\.[^.]+\.tmp(?:\.old)?")  # <pid>.<random>.tmp[.old]
 
 
 @contextlib.contextmanager
@@ -78,8 +80,8 @@ def remove_stale(path: Path) -> list[Path]:
     removed = []
     prefix = f".{path.name}."
     for leftover in path.parent.glob(f".{glob_escape(path.name)}.*.tmp*"):
-        pid = leftover.name[len(prefix):].split(".", 1)[0]
-        if not pid.isdigit() or int(pid) == os.getpid() or _pid_alive(int(pid)):
+        match = _LEFTOVER.fullmatch(leftover.name[len(prefix):])  # not a sibling's, e.g. "x.1"
+        if not match or int(match[1]) == os.getpid() or _pid_alive(int(match[1])):
             continue
         if leftover.is_dir() and not leftover.is_symlink():
             shutil.rmtree(leftover, ignore_errors=True)
@@ -186,5 +188,16 @@ def write_npy(path: str | Path, array: np.ndarray) -> None:
 
 
 def read_npy(path: str | Path, mmap: bool = False) -> np.ndarray:
-    """Read an .npy file, refusing pickled object arrays."""
-    return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    """Read an .npy file, refusing pickled object arrays.
+
+    Raises:
+        ValueError: naming the file, when it holds pickled objects (loading them could run
+            code) or is not an .npy array at all.
+    """
+    try:
+        return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except (ValueError, EOFError, OSError) as err:
+        if isinstance(err, FileNotFoundError):
+            raise
+        raise ValueError(f"{path}: refused to load: not a plain .npy array ({err}); pickled "
+                         f"objects are never loaded") from None

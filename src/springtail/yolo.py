@@ -14,8 +14,9 @@ What the parser accepts, and why:
   line (line numbers in errors are the ones an editor shows). Anything else,
   e.g. a project name saved as Latin-1, is an ``encoding`` error naming the
   line: guessing a legacy encoding would silently garble names.
-- Fields are separated by ASCII spaces or tabs only, so a project name keeps
-  any other character (a no-break space, an accented letter) as it is.
+- Fields are separated by ASCII blanks only (space, tab, vertical tab, form
+  feed), so a project name keeps any other character (a no-break space, an
+  accented letter) as it is.
 - Votes are exactly four ASCII integers 0..8 joined by ``_``.
 - Box values are plain ASCII decimal numbers in [0, 1], width and height > 0
   (``nan``, ``inf``, ``1_0`` and non-ASCII digits are refused).
