@@ -32,6 +32,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--crops", type=Path, required=True, help="input: crops directory")
     parser.add_argument("--out", type=Path, required=True, help="output: checkpoint directory")
     parser.add_argument("--live", type=Path, required=True, help="output: dvclive directory")
+    parser.add_argument("--timing", type=Path, required=True,
+                        help="output: wall-clock seconds and img/s (a metrics file, not hashed)")
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     return parser.parse_args(argv)
 
@@ -72,7 +74,9 @@ def main(argv: list[str] | None = None) -> int:
     model.fit(**fit_inputs(images, index, train.val_fold), on_epoch=log)
     if main_rank:
         model.save(args.out)
-        write_json(args.out / checkpoint.SUMMARY, model.summary())
+        summary, timing = checkpoint.split_timing(model.summary())
+        write_json(args.out / checkpoint.SUMMARY, summary)
+        write_json(args.timing, timing)
         live.end()
     distributed.finish()
     return 0

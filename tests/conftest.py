@@ -45,7 +45,10 @@ def tool_env() -> dict[str, str]:
 
 def run(cmd: list[str], cwd: Path, check: bool = True, **kwargs) -> subprocess.CompletedProcess:
     """Run a command, failing the test with its output when it fails."""
-    result = subprocess.run(cmd, cwd=cwd, env=tool_env(), capture_output=True, text=True, **kwargs)
+    env = tool_env()
+    if (Path(cwd) / "src" / "springtail").is_dir():  # a repo copy runs its own sources
+        env["PYTHONPATH"] = str(Path(cwd) / "src")
+    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, **kwargs)
     if check and result.returncode != 0:
         pytest.fail(
             f"{' '.join(cmd)} exited {result.returncode}\n--- stdout\n{result.stdout[-4000:]}"

@@ -178,12 +178,15 @@ def test_train_and_predict_stages_write_the_contract(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     crops, params = write_crops(tmp_path / "crops"), tiny_params(tmp_path / "params.yaml")
     run_stage("train", ["--model", "vit", "--crops", str(crops), "--out", "models/vit",
-                        "--live", "dvclive/vit", "--params", str(params)])
+                        "--live", "dvclive/vit", "--timing", "timing/vit.json",
+                        "--params", str(params)])
     config = yaml.safe_load(Path("models/vit/config.yaml").read_text())
     assert config["crop_size"] == SIZE and config["val_fold"] == 0 and config["classes"][8] == "FOND"
     assert config["model"]["arch"] == "test_vit" and config["train"]["epochs"] == 1
     summary = json.loads(Path("models/vit/summary.json").read_text())
     assert summary["best_epoch"] == 1 and 0 <= summary["val_macro_f1"] <= 1
+    assert "seconds" not in summary  # timings would change the checkpoint's hash on every run
+    assert json.loads(Path("timing/vit.json").read_text())["seconds"] > 0
     tsv = pd.read_csv("dvclive/vit/plots/metrics/val_macro_f1.tsv", sep="\t")
     assert list(tsv["step"]) == [0]
     assert not Path("dvc.yaml").exists() and not Path("dvclive/dvc.yaml").exists()
@@ -205,7 +208,8 @@ def test_distributed_training_under_torchrun(tmp_path):
     crops, params = write_crops(tmp_path / "crops"), tiny_params(tmp_path / "params.yaml", nproc=2)
     result = subprocess.run(
         [sys.executable, str(REPO / "stages" / "train.py"), "--model", "resnet", "--crops", str(crops),
-         "--out", str(tmp_path / "m"), "--live", str(tmp_path / "live"), "--params", str(params)],
+         "--out", str(tmp_path / "m"), "--live", str(tmp_path / "live"),
+         "--timing", str(tmp_path / "timing.json"), "--params", str(params)],
         cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads((tmp_path / "m" / "summary.json").read_text())

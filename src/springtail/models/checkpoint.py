@@ -29,7 +29,10 @@ def load_tensors(path: str | Path) -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: missing weights (run the train stage)")
-    return load_file(str(path), device="cpu")
+    try:
+        return load_file(str(path), device="cpu")
+    except Exception as err:  # safetensors' own error names neither the file nor the cause
+        raise ValueError(f"{path}: refused to load: not a safetensors file ({err})") from None
 
 
 def read_config(directory: str | Path) -> dict[str, Any]:
@@ -41,11 +44,37 @@ def read_config(directory: str | Path) -> dict[str, Any]:
     path = Path(directory) / CONFIG
     if not path.is_file():
         raise FileNotFoundError(f"{path}: missing checkpoint config (run the train stage)")
-    cfg = yaml.safe_load(path.read_text(encoding="utf-8"))
+    try:
+        cfg = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        raise ValueError(f"{path}: refused to load: not a plain YAML config ({err})") from None
     for key in ("name", "kind", "model", "train", "crop_size", "val_fold"):
         if not isinstance(cfg, dict) or key not in cfg:
             raise ValueError(f"{path}: expected a mapping with key '{key}'")
     return cfg
+
+
+TIMING_KEYS = ("seconds", "train_img_per_s")
+
+
+def split_timing(summary: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Split a training summary into (deterministic part, wall-clock timings).
+
+    Timings differ on every run; kept out of the checkpoint directory, they leave
+    its hash (and every stage downstream of it) identical across re-runs.
+    """
+    kept, timing = {}, {}
+    for key, value in summary.items():
+        if key in TIMING_KEYS:
+            timing[key] = value
+        elif isinstance(value, dict):
+            inner_kept, inner_timing = split_timing(value)
+            kept[key] = inner_kept
+            if inner_timing:
+                timing[key] = inner_timing
+        else:
+            kept[key] = value
+    return kept, timing
 
 
 def fit_summary(result, runtime, weights) -> dict[str, Any]:

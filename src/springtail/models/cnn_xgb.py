@@ -176,6 +176,10 @@ class CnnXgbClassifier:
         cnn.classes_ = np.arange(N_CLASSES)
         self.cnn_ = cnn
         self.booster_ = xgb.Booster()
-        self.booster_.load_model(bytearray((Path(directory) / BOOSTER).read_bytes()))
+        path = Path(directory) / BOOSTER
+        try:
+            self.booster_.load_model(bytearray(path.read_bytes()))
+        except xgb.core.XGBoostError as err:
+            raise ValueError(f"{path}: refused to load: not an XGBoost UBJ model ({err})") from None
         self.classes_ = np.arange(N_CLASSES)
         return self

@@ -56,7 +56,10 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     if suffix == ".safetensors":
         from safetensors.torch import load_file
 
-        checkpoint: Any = load_file(str(path), device="cpu")
+        try:
+            checkpoint: Any = load_file(str(path), device="cpu")
+        except Exception as err:
+            raise ValueError(f"{path}: refused to load: not a safetensors file ({err})") from None
     elif suffix in TORCH_SUFFIXES:
         try:
             checkpoint = torch.load(path, map_location="cpu", weights_only=True)
