@@ -1,4 +1,4 @@
-"""Shared fixtures: the reference data and a tiny copy of the repository run through dvc."""
+"""Shared fixtures: the real reference files and a tiny copy of the repository run through dvc."""
 
 from __future__ import annotations
 
@@ -14,21 +14,8 @@ REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent  # the virtualenv's bin: python, dvc, torchrun
 
 
-def reference_dir() -> Path | None:
-    """The real reference files (shared/reference beside the checkout), if present."""
-    candidates = [os.environ.get("SPRINGTAIL_REFERENCE"), REPO.parent / "shared" / "reference"]
-    for candidate in candidates:
-        if candidate and (Path(candidate) / "collembola_expert_votes.csv").exists():
-            return Path(candidate)
-    return None
-
-
-@pytest.fixture(scope="session")
-def reference() -> Path:
-    path = reference_dir()
-    if path is None:
-        pytest.skip("reference data not found: set SPRINGTAIL_REFERENCE to shared/reference")
-    return path
+# Real annotation files from the challenge, kept in the repository (see its README).
+REFERENCE = REPO / "tests" / "data" / "reference"
 
 
 def tool_env() -> dict[str, str]:

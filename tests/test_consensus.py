@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import REFERENCE
 from springtail.annotations import read_train_annotations
 from springtail.config import from_section
 from springtail.consensus import (
@@ -23,11 +24,6 @@ from springtail.policy import ErrorPolicy, SkipLog, TooManySkipped
 from springtail.yolo import AnnotationError
 
 REPO = Path(__file__).resolve().parents[1]
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
-needs_reference = pytest.mark.skipif(
-    not (REFERENCE / "yolo_plus").is_dir(),
-    reason=f"real reference files not found at {REFERENCE} (outside this repository)",
-)
 
 # Hand-made votes: unanimous, 3-1, 2-2, 2-1-1 and 1-1-1-1 boxes.
 VOTES = np.array([
@@ -162,7 +158,6 @@ def test_annotation_policy_skip_counts_by_reason(tmp_path):
         read_train_annotations(raw, SkipLog(ErrorPolicy("skip", 4)))
 
 
-@needs_reference
 def test_competition_idx_matches_the_real_file():
     from springtail.yolo import read_annotations
 
@@ -176,7 +171,6 @@ def test_competition_idx_matches_the_real_file():
     assert len(made) == 47 and set(made) <= real
 
 
-@needs_reference
 def test_real_votes_dawid_skene_agrees_with_clear_majorities():
     idx = pd.read_csv(REFERENCE / "collembola_expert_votes.csv")["idx"]
     votes = idx.str.split("_", expand=True)[[1, 2, 3, 4]].astype(int).to_numpy()
@@ -195,7 +189,6 @@ def run_stage(raw: Path, out: Path, params: Path | None = None) -> subprocess.Co
     return subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=120)
 
 
-@needs_reference
 def test_stage_on_the_real_annotation_files(tmp_path):
     raw = tmp_path / "raw"
     (raw / "train").mkdir(parents=True)

@@ -32,14 +32,25 @@ def _assert_up_to_date(repo: Path) -> None:
     assert "Running stage" not in again.stdout, again.stdout
 
 
+def _share_cache(repo: Path, tiny_repo: Path) -> None:
+    """Point a clone at the tiny run's cache and check its outputs out of it."""
+    run(["dvc", "cache", "dir", "--local", str(tiny_repo / ".dvc" / "cache")], repo)
+    run(["dvc", "checkout"], repo)
+
+
 @pytest.fixture(scope="module")
 def pushed_origin(tiny_repo, tmp_path_factory) -> tuple[Path, Path]:
-    """The tiny repo with a local-directory remote, after `dvc push --run-cache`."""
+    """A clone of the tiny run with a local-directory remote, after `dvc push --run-cache`.
+
+    The tiny repository itself is shared by other modules, so it is cloned, never changed.
+    """
+    origin = _clone(tiny_repo, tmp_path_factory.mktemp("origin") / "repo")
+    _share_cache(origin, tiny_repo)
     store = tmp_path_factory.mktemp("store") / "dvcstore"
-    run(["dvc", "remote", "add", "-f", "-d", "team", str(store)], tiny_repo)
-    run(["git", "commit", "-qam", "Add the team remote"], tiny_repo)
-    run(["dvc", "push", "--run-cache"], tiny_repo)
-    return tiny_repo, store
+    run(["dvc", "remote", "add", "-d", "team", str(store)], origin)
+    run(["git", "commit", "-qam", "Add the team remote"], origin)
+    run(["dvc", "push", "--run-cache"], origin)
+    return origin, store
 
 
 def test_local_remote_push_pull_round_trip(pushed_origin, tmp_path):
@@ -53,29 +64,34 @@ def test_local_remote_push_pull_round_trip(pushed_origin, tmp_path):
 
 
 def test_run_cache_spares_retraining(pushed_origin, tmp_path):
-    """A pushes the run-cache of a variant; B reproduces that variant without running it."""
+    """A trains a variant and pushes its run-cache; B gets that variant without training."""
     origin, _store = pushed_origin
     a = _clone(origin, tmp_path / "a")
     run(["dvc", "pull"], a)
-    run(["dvc", "repro", "-s", "ensemble"], a)  # no-op: up to date
-    # A tries a variant and pushes its run-cache, then goes back to the default.
     params = (a / "params.yaml").read_text()
-    variant = params.replace("method: per_class_f1", "method: mean")
+    variant = params.replace("learning_rate: 0.1", "learning_rate: 0.2")  # cnn_xgb's booster
     assert variant != params
     (a / "params.yaml").write_text(variant)
-    first = run(["dvc", "repro"], a)
-    assert "Running stage 'ensemble'" in first.stdout
+    first = run(["dvc", "repro"], a).stdout
+    assert "Running stage 'train@cnn_xgb'" in first, first
     run(["dvc", "push", "--run-cache"], a)
-    # B, a fresh clone, asks for the same variant: restored from the run-cache.
+    # B, a fresh clone, asks for the same variant: restored from the remote's run-cache.
     b = _clone(origin, tmp_path / "b")
-    run(["dvc", "pull", "--run-cache"], b)
     (b / "params.yaml").write_text(variant)
-    second = run(["dvc", "repro"], b)
-    assert "Running stage" not in second.stdout, second.stdout
-    assert "skipping run" in second.stdout
-    assert (b / "data" / "processed" / "ensemble" / "test.csv").read_bytes() == (
-        a / "data" / "processed" / "ensemble" / "test.csv"
-    ).read_bytes()
+    second = run(["dvc", "repro", "--pull"], b).stdout
+    for stage in ("train@cnn_xgb", "predict@cnn_xgb"):
+        assert f"Stage '{stage}' is cached - skipping run" in second, second
+    assert "Running stage 'train@" not in second and "Running stage 'predict@" not in second
+    for rel in ("models/cnn_xgb", "data/processed/ensemble/test.csv", "data/submission.csv",
+                "metrics/train/cnn_xgb.json", "metrics/timing/cnn_xgb.json"):
+        assert _digest(b / rel) == _digest(a / rel), rel
+    _assert_up_to_date(b)
+
+
+def _digest(path: Path) -> dict[str, bytes]:
+    """relpath -> bytes of a file, or of every file under a directory."""
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    return {str(f.relative_to(path.parent)): f.read_bytes() for f in files}
 
 
 def _free_port() -> int:
@@ -131,8 +147,7 @@ def sshd(tmp_path):
 def test_ssh_remote_push_pull_round_trip(tiny_repo, sshd, tmp_path):
     a = _clone(tiny_repo, tmp_path / "a")
     # A needs the outputs to push them: take them from the tiny run's cache.
-    run(["dvc", "cache", "dir", "--local", str(tiny_repo / ".dvc" / "cache")], a)
-    run(["dvc", "checkout"], a)
+    _share_cache(a, tiny_repo)
     url = f"ssh://127.0.0.1:{sshd['port']}{tmp_path / 'ssh-store'}"
     run(["dvc", "remote", "add", "-d", "team", url], a)
     run(["git", "commit", "-qam", "Add the SSH remote"], a)

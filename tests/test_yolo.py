@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
 import re
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import REFERENCE
 from springtail.yolo import AnnotationError, Box, format_line, parse_line, read_annotations
 
 VALID = "1_1_3_1 Bioindicateur 2 2009/2010 0.5 0.25 0.125 0.75"
@@ -19,22 +19,11 @@ NON_ASCII_PROJECT = "Parcelles Lysimétriques Sept 2007/2008-3"
 LINE = re.compile(r"(\d)_(\d)_(\d)_(\d) (.+) (\S+) (\S+) (\S+) (\S+)")
 
 
-def reference_dir() -> Path | None:
-    """shared/reference beside the checkout, else $SPRINGTAIL_REFERENCE."""
-    for candidate in (Path(__file__).resolve().parents[2] / "shared" / "reference",
-                      os.environ.get("SPRINGTAIL_REFERENCE")):
-        if candidate and (Path(candidate) / "yolo_plus").is_dir():
-            return Path(candidate)
-    return None
-
-
 @pytest.fixture(scope="module")
 def yolo_files() -> list[Path]:
-    ref = reference_dir()
-    if ref is None:
-        pytest.skip("real YOLO+ files not found: expected ../shared/reference/yolo_plus beside the "
-                    "checkout, or set SPRINGTAIL_REFERENCE to the reference directory")
-    return sorted((ref / "yolo_plus").glob("*.txt"))
+    files = sorted((REFERENCE / "yolo_plus").glob("*.txt"))
+    assert len(files) == 38, f"expected the 38 real YOLO+ files in {REFERENCE / 'yolo_plus'}"
+    return files
 
 
 def simple_read(path: Path) -> list[tuple]:
