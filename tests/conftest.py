@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:  # the benchmarks package (its SSH server helper), however pytest runs
+    sys.path.insert(0, str(REPO))
 BIN = Path(sys.executable).parent  # the virtualenv's bin: python, dvc, torchrun
 
 

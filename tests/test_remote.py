@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-import getpass
 import json
 import os
-import shutil
-import socket
-import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
+from benchmarks.sshd import SshdUnavailable, local_sshd
 from conftest import run
 
 pytestmark = pytest.mark.slow
-
-SSHD_CANDIDATES = ("/usr/sbin/sshd", "/usr/local/sbin/sshd")
 
 
 def _clone(src: Path, dest: Path) -> Path:
@@ -94,70 +88,36 @@ def _digest(path: Path) -> dict[str, bytes]:
     return {str(f.relative_to(path.parent)): f.read_bytes() for f in files}
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def sshd(tmp_path):
     """A real OpenSSH server on 127.0.0.1, a free port and a throwaway key pair."""
-    binary = next((p for p in SSHD_CANDIDATES if Path(p).exists()), shutil.which("sshd"))
-    if binary is None:
-        reason = "no sshd on this machine (Debian: apt-get install openssh-server)"
+    try:
+        with local_sshd(tmp_path / "sshd") as server:
+            yield server
+    except SshdUnavailable as exc:
         if os.environ.get("CI") == "true":
-            pytest.fail(f"{reason}; CI must install it")
-        pytest.skip(reason)
-    keys = tmp_path / "keys"
-    keys.mkdir()
-    for name in ("host", "client"):
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(keys / name)],
-                       check=True)
-    (keys / "authorized_keys").write_text((keys / "client.pub").read_text())
-    port = _free_port()
-    config = keys / "sshd_config"
-    config.write_text(
-        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {keys / 'host'}\n"
-        f"PidFile {keys / 'sshd.pid'}\nAuthorizedKeysFile {keys / 'authorized_keys'}\n"
-        "PasswordAuthentication no\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\n"
-        "PermitRootLogin prohibit-password\nStrictModes no\nUsePAM no\n"
-        "Subsystem sftp internal-sftp\n"
-    )
-    Path("/run/sshd").mkdir(exist_ok=True)  # privilege-separation directory
-    proc = subprocess.Popen([binary, "-D", "-e", "-f", str(config)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"sshd exited {proc.returncode}: {proc.stdout.read()}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            break
-        except OSError:
-            time.sleep(0.2)
-    else:
-        proc.kill()
-        pytest.fail("sshd did not start listening within 20 s")
-    yield {"port": port, "key": keys / "client", "user": getpass.getuser()}
-    proc.terminate()
-    proc.wait(timeout=10)
+            pytest.fail(f"{exc}; CI must install it")
+        pytest.skip(str(exc))
+
+
+def _ssh_credentials(repo: Path, server) -> None:
+    """User and key in .dvc/config.local, as a teammate keeps them (never committed)."""
+    run(["dvc", "remote", "modify", "--local", "team", "user", server.user], repo)
+    run(["dvc", "remote", "modify", "--local", "team", "keyfile", str(server.key)], repo)
+    assert "keyfile" not in (repo / ".dvc" / "config").read_text()
 
 
 def test_ssh_remote_push_pull_round_trip(tiny_repo, sshd, tmp_path):
     a = _clone(tiny_repo, tmp_path / "a")
     # A needs the outputs to push them: take them from the tiny run's cache.
     _share_cache(a, tiny_repo)
-    url = f"ssh://127.0.0.1:{sshd['port']}{tmp_path / 'ssh-store'}"
+    url = sshd.url(tmp_path / "ssh-store")
     run(["dvc", "remote", "add", "-d", "team", url], a)
     run(["git", "commit", "-qam", "Add the SSH remote"], a)
-    for repo in (a,):
-        run(["dvc", "remote", "modify", "--local", "team", "user", sshd["user"]], repo)
-        run(["dvc", "remote", "modify", "--local", "team", "keyfile", str(sshd["key"])], repo)
+    _ssh_credentials(a, sshd)
     run(["dvc", "push"], a)
     assert any((tmp_path / "ssh-store").rglob("*")), "nothing arrived through SSH"
     b = _clone(a, tmp_path / "b")
-    run(["dvc", "remote", "modify", "--local", "team", "user", sshd["user"]], b)
-    run(["dvc", "remote", "modify", "--local", "team", "keyfile", str(sshd["key"])], b)
+    _ssh_credentials(b, sshd)
     run(["dvc", "pull"], b)
     _assert_up_to_date(b)

@@ -17,7 +17,7 @@ import yaml
 
 from springtail.models.augment import dihedral, jitter, prepare_batch, random_dihedral, to_chw
 from springtail.models.registry import create_model
-from springtail.store import ShardWriter, write_index
+from springtail.store import ShardWriter, load_crops, write_index
 from springtail.training import (TrainConfig, class_weights, fit_inputs, make_targets,
                                  soft_cross_entropy, warmup_cosine)
 
@@ -203,18 +203,39 @@ def test_train_and_predict_stages_write_the_contract(tmp_path, monkeypatch):
                               "--out", "pred/x", "--params", str(params)])
 
 
-@pytest.mark.slow
-def test_distributed_training_under_torchrun(tmp_path):
-    crops, params = write_crops(tmp_path / "crops"), tiny_params(tmp_path / "params.yaml", nproc=2)
+def train_in_subprocess(tmp_path: Path, crops: Path, name: str, nproc: int) -> dict:
+    """The train stage as dvc runs it (its own process); returns the checkpoint's summary."""
+    params = tiny_params(tmp_path / f"{name}.yaml", nproc=nproc, epochs=3)
     result = subprocess.run(
         [sys.executable, str(REPO / "stages" / "train.py"), "--model", "resnet", "--crops", str(crops),
-         "--out", str(tmp_path / "m"), "--live", str(tmp_path / "live"),
-         "--timing", str(tmp_path / "timing.json"), "--params", str(params)],
+         "--out", str(tmp_path / name), "--live", str(tmp_path / f"live-{name}"),
+         "--timing", str(tmp_path / f"{name}.timing.json"), "--params", str(params)],
         cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
-    summary = json.loads((tmp_path / "m" / "summary.json").read_text())
-    assert summary["epochs_run"] == 1 and summary["world_size"] == 2
-    assert (tmp_path / "m" / "model.safetensors").exists()
+    return json.loads((tmp_path / name / "summary.json").read_text())
+
+
+@pytest.mark.slow
+def test_distributed_training_under_torchrun(tmp_path):
+    """2 processes (DDP, gloo) train a checkpoint that loads and scores like 1 process's."""
+    from springtail.models.registry import load_model
+    from springtail.scoring import macro_f1
+
+    crops = write_crops(tmp_path / "crops")
+    one = train_in_subprocess(tmp_path, crops, "one", nproc=1)
+    two = train_in_subprocess(tmp_path, crops, "two", nproc=2)
+    assert two["world_size"] == 2 and one["world_size"] == 1 and two["epochs_run"] == 3
+    assert sorted(p.name for p in (tmp_path / "two").iterdir()) == sorted(
+        p.name for p in (tmp_path / "one").iterdir())  # rank 0 alone wrote, the same files
+    model = load_model(tmp_path / "two")  # the checkpoint rank 0 wrote loads on its own
+    images, index = load_crops(crops, "train")
+    val = index["fold"].to_numpy() == 0
+    probs = model.predict_proba(images[val])
+    f1 = macro_f1(index["label"].to_numpy()[val], probs.argmax(axis=1))
+    assert np.isfinite(probs).all() and np.isfinite(two["val_macro_f1"])
+    assert f1 == pytest.approx(two["val_macro_f1"], abs=1e-6)
+    # Same data and seed, each rank seeing half of every epoch: in line with one process.
+    assert abs(two["val_macro_f1"] - one["val_macro_f1"]) <= 0.25, (one, two)
 
 
 def test_bf16_only_where_the_cpu_computes_it(monkeypatch):
