@@ -169,7 +169,7 @@ def flops_per_image(spec: NetSpec, net: torch.nn.Module, images: torch.Tensor,
     with FlopCounterMode(display=False, custom_mapping=flop_formulas()) as counter:
         with runtime.autocast():
             logits = net(x)
-        soft_cross_entropy(logits, targets[:batch]).backward()
+        soft_cross_entropy(logits, targets[:batch].to(runtime.device)).backward()
     train = counter.get_total_flops()
     net.zero_grad(set_to_none=True)
     net.eval()
