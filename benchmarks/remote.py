@@ -19,23 +19,23 @@ import json
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import yaml
 
-from benchmarks.repro import REPO, tool_env
+from benchmarks.repro import REPO, timed_dvc, tool_env
 from benchmarks.sshd import local_sshd
 
 
 def dvc(args: list[str], cwd: Path) -> float:
-    """Run ``dvc args`` in ``cwd``; seconds taken (raises with dvc's output on failure)."""
-    start = time.perf_counter()
-    done = subprocess.run(["dvc", *args], cwd=cwd, env=tool_env(), capture_output=True, text=True)
-    if done.returncode:
-        raise RuntimeError(f"dvc {' '.join(args)} in {cwd} exited {done.returncode}:\n"
-                           f"{done.stdout[-2000:]}{done.stderr[-2000:]}")
-    return time.perf_counter() - start
+    """Seconds ``dvc args`` took in ``cwd`` (raises with dvc's output on failure)."""
+    return timed_dvc(args, cwd, timeout=3600)["seconds"]
+
+
+def credentials(repo: Path, server) -> None:
+    """User and key in the clone's .dvc/config.local, as a teammate keeps them."""
+    dvc(["remote", "modify", "--local", "bench", "user", server.user], repo)
+    dvc(["remote", "modify", "--local", "bench", "keyfile", str(server.key)], repo)
 
 
 def tree_bytes(path: Path) -> tuple[int, int]:
@@ -59,13 +59,11 @@ def measure(workdir: Path) -> dict:
     dvc(["cache", "dir", "--local", str(REPO / ".dvc" / "cache")], a)  # push from this cache
     with local_sshd(workdir / "sshd") as server:
         dvc(["remote", "add", "-d", "bench", server.url(store)], a)
-        dvc(["remote", "modify", "--local", "bench", "user", server.user], a)
-        dvc(["remote", "modify", "--local", "bench", "keyfile", str(server.key)], a)
+        credentials(a, server)
         push_s = dvc(["push"], a)
         subprocess.run(["git", "commit", "-qam", "bench remote"], cwd=a, check=True, env=tool_env())
         subprocess.run(["git", "clone", "-q", str(a), str(b)], check=True, env=tool_env())
-        dvc(["remote", "modify", "--local", "bench", "user", server.user], b)
-        dvc(["remote", "modify", "--local", "bench", "keyfile", str(server.key)], b)
+        credentials(b, server)
         fetch_s = dvc(["fetch"], b)
     checkout_s = dvc(["checkout"], b)
     status_s = dvc(["status"], b)
