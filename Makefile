@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: env repro test bench clean-env
+.PHONY: env repro test bench plots-template clean-env
 
 # The environment is rebuilt when pyproject.toml changes.
 $(VENV)/.installed: pyproject.toml
@@ -24,6 +24,11 @@ test: env
 # Speed of the hot paths on this machine; the last line printed is JSON (see benchmarks/bench.py).
 bench: env
 	$(BIN)/python -m benchmarks.bench
+
+# Vendor the Vega libraries pinned in .dvc/plots/build.py (npm) and rebuild the page template
+# of `dvc plots show` with them inlined, so that it renders offline; commit .dvc/plots/.
+plots-template:
+	$(PYTHON) .dvc/plots/build.py
 
 clean-env:
 	rm -rf $(VENV)

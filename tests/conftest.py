@@ -1,4 +1,5 @@
-"""Shared fixtures: the real reference files and a tiny copy of the repository run through dvc."""
+"""Shared fixtures: the real reference files, a tiny copy of the repository run through dvc, and
+headless Chromium to render pages offline."""
 
 from __future__ import annotations
 
@@ -79,3 +80,32 @@ def tiny_repo(tmp_path_factory) -> Path:
     run(["git", "add", "-A"], repo)
     run(["git", "commit", "-qm", "tiny run"], repo)
     return repo
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Path of a headless Chromium; skips without one, except in CI where pages must render."""
+    found = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    if found is None:
+        message = "headless Chromium not found (Debian: apt-get install chromium)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{message}; CI must render the pages")
+        pytest.skip(message)
+    return found
+
+
+# Every host name fails to resolve and every request goes to a closed local port: a page that
+# needs the network fails to load it, whatever the machine's connectivity.
+NO_NETWORK = ("--host-resolver-rules=MAP * ~NOTFOUND", "--proxy-server=127.0.0.1:9",
+              "--proxy-bypass-list=<-loopback>")
+
+
+def browse(chromium: str, page_path: Path, profile: Path, *args: str) -> subprocess.CompletedProcess:
+    """Run headless Chromium on a local page, offline, with the console logged to stderr."""
+    cmd = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+           "--disable-background-networking", "--disable-component-update", "--disable-sync",
+           *NO_NETWORK, f"--user-data-dir={profile}", "--enable-logging=stderr", "--v=0",
+           "--hide-scrollbars", "--virtual-time-budget=10000", *args, page_path.resolve().as_uri()]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result

@@ -5,8 +5,6 @@ image decoded), with a screenshot kept as an artifact."""
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 import sys
 from html.parser import HTMLParser
 from pathlib import Path
@@ -19,7 +17,7 @@ import timm
 import torch
 import yaml
 
-from conftest import run
+from conftest import browse, run
 from springtail.classes import CODES, N_CLASSES
 from springtail.config import from_section
 from springtail.plots import STAGES, class_distribution, per_class_f1_long
@@ -255,28 +253,6 @@ def assert_self_contained(html: str) -> Links:
     assert all(o.startswith("<a> #") for o in links.other), links.other  # only in-page anchors
     assert "url(" not in html and "@import" not in html
     return links
-
-
-@pytest.fixture(scope="session")
-def chromium() -> str:
-    found = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
-    if found is None:
-        message = "headless Chromium not found (Debian: apt-get install chromium)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{message}; CI must render the report")
-        pytest.skip(message)
-    return found
-
-
-def browse(chromium: str, page_path: Path, profile: Path, *args: str) -> subprocess.CompletedProcess:
-    """Run headless Chromium on a local page, offline, with the console logged to stderr."""
-    cmd = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-           "--disable-background-networking", "--disable-component-update", "--disable-sync",
-           f"--user-data-dir={profile}", "--enable-logging=stderr", "--v=0", "--hide-scrollbars",
-           "--virtual-time-budget=10000", *args, page_path.resolve().as_uri()]
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return result
 
 
 def render_and_check(chromium: str, page_path: Path, shot: Path, tmp: Path) -> dict[str, str]:
