@@ -57,7 +57,7 @@ def sync(device: str) -> None:
 
 def profile_params(name: str) -> tuple[dict, int]:
     params = load_params(REPO / "params.yaml")
-    size = params["crops"]["size"]
+    size = params["crops"]["crop_px"]
     if name == "gpu":
         params = copy.deepcopy(params)
         size = GPU["crop_size"]

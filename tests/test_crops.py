@@ -185,7 +185,7 @@ def small_raw(root: Path, n: int = 6) -> pd.DataFrame:
 @pytest.mark.filterwarnings("ignore:The least populated class")
 def test_build_crops_end_to_end_is_deterministic(tmp_path):
     labels = small_raw(tmp_path / "raw")
-    config = CropsConfig(size=32, background_per_image=1.5, n_folds=3, workers=1)
+    config = CropsConfig(crop_px=32, background_per_image=1.5, n_folds=3, workers=1)
     out1, out2 = tmp_path / "c1", tmp_path / "c2"
     metrics = build_crops(tmp_path / "raw", labels, out1, config, SkipLog(ErrorPolicy()))
     build_crops(tmp_path / "raw", labels, out2, replace(config, workers=2),
@@ -216,7 +216,7 @@ def test_build_crops_skip_policy_counts_bad_images(tmp_path):
     labels = small_raw(tmp_path / "raw")
     (tmp_path / "raw" / "train" / "im0.jpg").write_bytes(b"broken")
     (tmp_path / "raw" / "train" / "im1.jpg").unlink()
-    config = CropsConfig(size=32, background_per_image=0.0, n_folds=2, workers=1)
+    config = CropsConfig(crop_px=32, background_per_image=0.0, n_folds=2, workers=1)
     with pytest.raises(DataError, match="im0.jpg"):
         build_crops(tmp_path / "raw", labels, tmp_path / "c", config, SkipLog(ErrorPolicy()))
     assert not (tmp_path / "c").exists()

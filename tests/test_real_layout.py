@@ -62,7 +62,7 @@ def write_layout(root: Path) -> Path:
 def tiny_params(path: Path) -> Path:
     """The repository's params.yaml with small crops, so every key stays the real contract."""
     params = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
-    params["crops"].update(size=32, n_folds=2, workers=1, background_per_image=1.0)
+    params["crops"].update(crop_px=32, n_folds=2, workers=1, background_per_image=1.0)
     path.write_text(yaml.safe_dump(params, allow_unicode=True), encoding="utf-8")
     return path
 

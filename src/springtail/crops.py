@@ -2,7 +2,7 @@
 
 Each kept box is cut with a context margin, centred in a square padded with
 its mean colour (see :func:`springtail.decode.render_square`) and resized to
-``size``; background (FOND, class 8) squares sized like the image's crop
+``crop_px``; background (FOND, class 8) squares sized like the image's crop
 regions are sampled where they overlap no box; every test crop goes through the
 same pad-to-square and resize. Images are decoded in worker processes, in
 sorted order, and the crops are streamed into shards (bounded memory).
@@ -45,7 +45,7 @@ TRAIN_COLUMNS = ("crop_id", "image_id", "line", "source", "label", *PROBA_COLUMN
 class CropsConfig:
     """The ``crops`` section of ``params.yaml``."""
 
-    size: int = 96  # side of the square crop, pixels
+    crop_px: int = 96  # side of the square crop, pixels (not `size`: DVC's run-cache ignores that key)
     margin: float = 0.1  # context around each box, fraction of its longer side
     background_per_image: float = 0.3  # background crops per training image, on average
     background_iou_max: float = 0.0  # largest IoU of a background square with any box
@@ -53,11 +53,11 @@ class CropsConfig:
     seed: int = 0  # background sampling and fold assignment
     shard_size: int = 4096  # crops per .npy shard
     workers: int = 0  # decoding processes; 0 = one per CPU this process may use
-    draft: bool = True  # decode JPEGs at 1/2..1/8 scale when every crop stays >= size
+    draft: bool = True  # decode JPEGs at 1/2..1/8 scale when every crop stays >= crop_px
 
     def __post_init__(self) -> None:
-        if self.size < 8 or self.shard_size < 1 or self.workers < 0:
-            raise ValueError("params.yaml: crops needs size >= 8, shard_size >= 1, workers >= 0")
+        if self.crop_px < 8 or self.shard_size < 1 or self.workers < 0:
+            raise ValueError("params.yaml: crops needs crop_px >= 8, shard_size >= 1, workers >= 0")
         if self.margin < 0 or self.background_per_image < 0:
             raise ValueError("params.yaml: crops.margin and background_per_image must be >= 0")
         if not 0.0 <= self.background_iou_max < 1.0:
@@ -131,7 +131,7 @@ def train_jobs(labels: pd.DataFrame, train_dir: Path) -> list[tuple[str, str, li
 def build_train(labels: pd.DataFrame, train_dir: Path, out: Path, config: CropsConfig,
                 log: SkipLog) -> tuple[pd.DataFrame, dict]:
     """Cut, store and index every training crop; return the index and decode stats."""
-    writer = ShardWriter(out, "train", config.size, config.shard_size)
+    writer = ShardWriter(out, "train", config.crop_px, config.shard_size)
     rows, scales, missing = [], Counter(), 0
     workers = config.workers or cpu_count()
     for result in ordered_map(bind(crop_image, config), train_jobs(labels, train_dir), workers):
@@ -166,7 +166,7 @@ def build_test(test_dir: Path, out: Path, config: CropsConfig, log: SkipLog) -> 
     if not test_dir.is_dir():
         raise FileNotFoundError(f"{test_dir}: missing test/ directory (expected <idx>.jpg crops)")
     paths = sorted(test_dir.glob("*.jpg"))
-    writer = ShardWriter(out, "test", config.size, config.shard_size)
+    writer = ShardWriter(out, "test", config.crop_px, config.shard_size)
     ids = []
     workers = config.workers or cpu_count()
     for path, (crop, error) in zip(paths, ordered_map(

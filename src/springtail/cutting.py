@@ -81,20 +81,20 @@ def _scale_for(regions: list[tuple], config: CropsConfig) -> int:
     """The draft reduction: every region's square keeps >= size pixels."""
     if not config.draft:
         return 1
-    return draft_factor(min(max(r[2] - r[0], r[3] - r[1]) for r in regions), config.size)
+    return draft_factor(min(max(r[2] - r[0], r[3] - r[1]) for r in regions), config.crop_px)
 
 
 def crop_image(job: tuple[str, str, list[dict]], config: CropsConfig) -> ImageCrops:
     """Worker: plan, decode once and cut every crop of one training image."""
     image_id, path, boxes = job
-    empty = np.empty((0, config.size, config.size, 3), dtype=np.uint8)
+    empty = np.empty((0, config.crop_px, config.crop_px, 3), dtype=np.uint8)
     try:
         size = image_size(path)
         regions, rows, missing = plan_image(image_id, boxes, size, config)
         if not regions:
             return ImageCrops(image_id, empty, background_missing=missing)
         image, scale, _ = load_rgb(path, _scale_for(regions, config))
-        crops = np.stack([render_square(image, r, scale, size, config.size) for r in regions])
+        crops = np.stack([render_square(image, r, scale, size, config.crop_px) for r in regions])
     except DataError as err:
         return ImageCrops(image_id, empty, error=err)
     return ImageCrops(image_id, crops, rows, scale=scale, background_missing=missing)
@@ -104,9 +104,9 @@ def crop_test_image(path: str, config: CropsConfig) -> tuple[np.ndarray | None, 
     """Worker: one whole test crop, padded to a square and resized."""
     try:
         width, height = image_size(path)
-        factor = draft_factor(max(width, height), config.size) if config.draft else 1
+        factor = draft_factor(max(width, height), config.crop_px) if config.draft else 1
         image, scale, size = load_rgb(path, factor)
         return render_square(image, (0.0, 0.0, float(width), float(height)), scale, size,
-                             config.size), None
+                             config.crop_px), None
     except DataError as err:
         return None, err
