@@ -18,6 +18,8 @@ from springtail.training import TrainConfig
 SIZE = 32
 # One tiny section per registered model: a new model must add its own here.
 TINY = {
+    "effnet": {"arch": "test_efficientnet", "backbone_lr": 0.5},
+    "vit_hybrid": {"arch": "test_efficientnet", "embed_dim": 16, "depth": 1, "num_heads": 2},
     "resnet": {"arch": "test_resnet"},
     "convnext": {"arch": "test_convnext"},
     "vit": {"arch": "test_vit", "patch_size": 8},
@@ -81,7 +83,7 @@ def test_save_load_round_trip_is_exact(name, data, tmp_path):
 
 
 def test_unknown_model_lists_the_known_ones():
-    with pytest.raises(ValueError, match="known models: resnet, convnext, vit, cnn_xgb"):
+    with pytest.raises(ValueError, match="known models: effnet, vit_hybrid, resnet, convnext, vit, cnn_xgb"):
         create_model("efficientnet", {}, TRAIN, SIZE)
 
 

@@ -109,11 +109,18 @@ def warmup_cosine(warmup_steps: int, total_steps: int) -> Callable[[int], float]
     return factor
 
 
-def make_optimizer(net: torch.nn.Module, lr: float, weight_decay: float) -> torch.optim.Optimizer:
-    """AdamW without weight decay on biases and normalisation weights (1-d parameters)."""
-    decay = [p for p in net.parameters() if p.requires_grad and p.ndim > 1]
-    no_decay = [p for p in net.parameters() if p.requires_grad and p.ndim <= 1]
-    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+def make_optimizer(net: torch.nn.Module, lr: float, weight_decay: float,
+                   slow: frozenset[str] = frozenset(), slow_lr_scale: float = 1.0) -> torch.optim.Optimizer:
+    """AdamW without weight decay on biases and normalisation weights (1-d parameters);
+    the parameters named in ``slow`` (pretrained ones) train at ``lr * slow_lr_scale``."""
+    groups = []
+    for is_slow in (False, True):
+        params = [(n, p) for n, p in net.named_parameters() if p.requires_grad and (n in slow) == is_slow]
+        group_lr = lr * slow_lr_scale if is_slow else lr
+        for decay in (True, False):
+            chosen = [p for _, p in params if (p.ndim > 1) == decay]
+            if chosen:
+                groups.append({"params": chosen, "lr": group_lr, "weight_decay": weight_decay if decay else 0.0})
     return torch.optim.AdamW(groups, lr=lr)
 
 
@@ -173,14 +180,15 @@ def validate(net: torch.nn.Module, images: torch.Tensor, labels: np.ndarray, loo
     return loss, macro_f1(labels, probs.argmax(axis=1))
 
 
-def _make_loop(net, images, targets, cfg: TrainConfig, epochs: int, lr: float, runtime, norm) -> _Loop:
+def _make_loop(net, images, targets, cfg: TrainConfig, epochs: int, lr: float, runtime, norm,
+               slow: frozenset[str], slow_lr_scale: float) -> _Loop:
     """Place the network, wrap it for DDP when distributed, build optimiser and schedule."""
     world = distributed.world_size()
     per_rank = max(1, math.ceil(cfg.batch_size / world))
     steps_per_epoch = max(1, math.ceil(math.ceil(len(images) / world) / per_rank))
     net = runtime.place(net)
     model = distributed.wrap(net, runtime.device)
-    optimizer = make_optimizer(net, lr, cfg.weight_decay)
+    optimizer = make_optimizer(net, lr, cfg.weight_decay, slow, slow_lr_scale)
     warmup = min(int(cfg.warmup_epochs * steps_per_epoch), epochs * steps_per_epoch // 2)
     schedule = warmup_cosine(max(1, warmup), epochs * steps_per_epoch)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
@@ -221,6 +229,8 @@ def fit_network(
     generator: torch.Generator,
     on_epoch: Callable[[dict[str, float]], None] | None = None,
     desc: str = "train",
+    slow: frozenset[str] = frozenset(),
+    slow_lr_scale: float = 1.0,
 ) -> FitResult:
     """Train ``net`` with AdamW + warmup/cosine, early stopping on validation macro F1.
 
@@ -229,11 +239,12 @@ def fit_network(
         val: (uint8 crops (M, 3, S, S), int labels (M,)) or None (train all epochs).
         generator: seeds the crop order (same on every rank) and the augmentation.
         on_epoch: called on the main process with each epoch's metrics.
+        slow: names of parameters (pretrained ones) trained at ``lr * slow_lr_scale``.
     Returns:
         the best epoch's weights (by val macro F1; the last epoch's without ``val``)
         and the training history.
     """
-    loop = _make_loop(net, images, targets, cfg, epochs, lr, runtime, norm)
+    loop = _make_loop(net, images, targets, cfg, epochs, lr, runtime, norm, slow, slow_lr_scale)
     rank, world = distributed.rank(), distributed.world_size()
     aug = torch.Generator().manual_seed(int(torch.randint(2**62, (1,), generator=generator)) + rank)
     result = FitResult(_snapshot(net), epochs, None, world_size=world)

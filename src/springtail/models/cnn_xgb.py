@@ -35,6 +35,7 @@ class CnnXgbConfig:
 
     arch: str = "resnet10t"  # CNN that gives the embeddings
     pretrained: bool | str = False  # with weights: frozen features; without: fine-tuned first
+    bf16: bool | None = None  # null = train.bf16
     finetune_epochs: int = 6  # epochs of the shared training loop before the trees
     n_estimators: int = 300  # boosting rounds at most
     max_depth: int = 4
@@ -99,7 +100,7 @@ class CnnXgbClassifier:
 
     def _cnn(self) -> TimmClassifier:
         net = NetConfig(arch=self.config.arch, pretrained=self.config.pretrained,
-                        epochs=self.config.finetune_epochs)
+                        epochs=self.config.finetune_epochs, bf16=self.config.bf16)
         return TimmClassifier(net, self.train, self.img_size, self.name)
 
     def features(self, X: np.ndarray, *, tta: bool = False, batch_size: int = 128) -> np.ndarray:
@@ -116,7 +117,7 @@ class CnnXgbClassifier:
         cnn = self._cnn()
         if self.config.pretrained is not False:  # frozen pretrained features
             cnn.net_, cnn.weights_ = cnn._build()
-            cnn.norm_, cnn.classes_ = norm_of(cnn.net_), np.arange(N_CLASSES)
+            cnn.norm_, cnn.classes_ = norm_of(cnn.net_, cnn.weights_), np.arange(N_CLASSES)
         else:
             cnn.fit(X, y, soft_targets=soft_targets, eval_set=eval_set, on_epoch=on_epoch)
         self.cnn_ = cnn

@@ -20,7 +20,7 @@ import numpy as np
 from springtail.config import from_section
 from springtail.models import checkpoint
 from springtail.models.cnn_xgb import CnnXgbClassifier, CnnXgbConfig
-from springtail.models.timm_net import NetConfig, TimmClassifier, VitConfig
+from springtail.models.timm_net import HybridConfig, NetConfig, TimmClassifier, VitConfig
 from springtail.training import TrainConfig
 
 
@@ -50,6 +50,8 @@ def _cnn_xgb(section, train, img_size, name):
 
 
 MODELS: dict[str, Factory] = {
+    "effnet": _timm(NetConfig),
+    "vit_hybrid": _timm(HybridConfig),
     "resnet": _timm(NetConfig),
     "convnext": _timm(NetConfig),
     "vit": _timm(VitConfig),

