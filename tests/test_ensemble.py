@@ -134,3 +134,17 @@ def test_models_with_different_crops_are_refused():
 def test_unknown_method_is_named():
     with pytest.raises(ValueError, match="'median' unknown"):
         EnsembleConfig(method="median")
+
+
+def test_forward_selection_leaves_out_a_member_that_hurts():
+    vals, tests = tables(["good", "fair", "noise"], n=90)
+    rng = np.random.default_rng(5)
+    vals["noise"] = vals["noise"].assign(**dict(zip(PROBS, rng.dirichlet(np.ones(9) * 0.2, 90).T)))
+    result = build_ensemble(vals, tests, EnsembleConfig(method="mean", inner_folds=3))
+    report = result.report
+    assert "noise" not in report["selected"] and "good" in report["selected"]
+    assert report["leave_one_out"]["noise"] < 0 < report["leave_one_out"]["good"]
+    everyone = build_ensemble(vals, tests, EnsembleConfig(method="mean", inner_folds=3, select=False))
+    assert everyone.report["selected"] == ["good", "fair", "noise"]
+    assert report["oof_val_macro_f1"] > everyone.report["oof_val_macro_f1"]
+    assert report["oof_val_macro_f1"] >= report["model_val_macro_f1"]["good"]

@@ -59,3 +59,30 @@ def test_queued_experiment_runs_and_shows_its_metrics(tiny_repo):
     assert "mean-ens" in text
     assert "metrics/ensemble.json" in text
     run(["dvc", "queue", "stop"], tiny_repo, check=False)
+
+
+def _crop_side(repo: Path) -> int:
+    from springtail.store import load_crops
+
+    images, _ = load_crops(repo / "data" / "processed" / "crops", "train")
+    return images.shape[1]
+
+
+def test_changing_the_crop_side_recrops(tiny_repo, tmp_path):
+    """The crop side is a key DVC's run-cache sees: each value gets its own crops, also when
+    both values are in the run-cache (a key named `size` would restore the old crops)."""
+    repo = tmp_path / "clone"
+    run(["git", "clone", "-q", str(tiny_repo), str(repo)], tmp_path)
+    run(["dvc", "cache", "dir", "--local", str(tmp_path / "cache")], repo)
+    run(["dvc", "repro", "crops"], repo)
+    assert _crop_side(repo) == 32
+    _set_param(repo, "crop_px: 32", "crop_px: 24")
+    ran = run(["dvc", "repro", "crops"], repo).stdout
+    assert "Running stage 'crops'" in ran
+    assert _crop_side(repo) == 24
+    _set_param(repo, "crop_px: 24", "crop_px: 32")
+    run(["dvc", "repro", "crops"], repo)  # restored from the run-cache: both sides are in it
+    assert _crop_side(repo) == 32
+    _set_param(repo, "crop_px: 32", "crop_px: 24")
+    run(["dvc", "repro", "crops"], repo)
+    assert _crop_side(repo) == 24

@@ -94,6 +94,9 @@ def test_tree_shap_cam_points_at_the_evidence():
     e = gradcam.explain(model, square_image(corner)[None], layer="features")
     assert e.method == "tree_shap_cam" and e.target.tolist() == [1]
     assert in_square(e.cams[0], corner)
+    default = gradcam.explain(model, square_image(corner)[None])  # the trunk's output, unnamed
+    assert default.layer == "forward_features"
+    np.testing.assert_allclose(default.cams, e.cams, rtol=1e-5)
 
 
 def test_tree_shap_cam_refuses_a_head_that_is_not_an_average_pool():

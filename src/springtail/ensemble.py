@@ -6,6 +6,9 @@ shape (M models, N crops, 9 classes): ``fit(P, y)`` returns self,
 only. The ensemble's own validation score is out-of-fold: the validation crops
 are split into inner folds grouped by source image, each fold is predicted by a
 combiner fitted on the others, so no crop is scored by weights it helped fit.
+Members are chosen by greedy forward selection on that out-of-fold score (a
+member that would lower it is left out), and each member's leave-one-out effect
+on it is reported.
 """
 
 from __future__ import annotations
@@ -103,6 +106,7 @@ class EnsembleConfig:
     method: str = "per_class_f1"  # per_class_f1 | mean | stacking
     inner_folds: int = 5  # out-of-fold splits of the validation crops, for an honest score
     seed: int = 0
+    select: bool = True  # greedy forward selection of members on the out-of-fold macro F1
 
     def __post_init__(self):
         if self.method not in METHODS:
@@ -164,6 +168,36 @@ def _table(keys: pd.DataFrame, probs: np.ndarray) -> pd.DataFrame:
     return pd.concat([keys.reset_index(drop=True), pd.DataFrame(probs, columns=list(PROB_COLUMNS))], axis=1)
 
 
+def oof_score(config: EnsembleConfig, P: np.ndarray, y: np.ndarray, splits) -> float:
+    """Out-of-fold macro F1 of the combiner over the members stacked in ``P`` (M, N, 9)."""
+    return macro_f1(y, out_of_fold(config.combiner, P, y, splits).argmax(axis=1))
+
+
+def forward_select(config: EnsembleConfig, P: np.ndarray, y: np.ndarray, splits) -> list[int]:
+    """Members (indices into P) chosen greedily: start from the best single member by
+    out-of-fold score, add the member that raises it most, stop when none raises it.
+
+    A member that would lower the ensemble's out-of-fold macro F1 is left out."""
+    scores = [oof_score(config, P[[m]], y, splits) for m in range(len(P))]
+    chosen, best = [int(np.argmax(scores))], max(scores)
+    while len(chosen) < len(P):
+        trials = {m: oof_score(config, P[chosen + [m]], y, splits) for m in range(len(P)) if m not in chosen}
+        m = max(trials, key=trials.get)
+        if trials[m] <= best:
+            break
+        chosen, best = chosen + [m], trials[m]
+    return sorted(chosen)
+
+
+def leave_one_out(config: EnsembleConfig, P: np.ndarray, y: np.ndarray, splits, models: list[str]) -> dict[str, float]:
+    """For each member, the out-of-fold macro F1 of all members minus that of all but it
+    (> 0: the member helps)."""
+    full = oof_score(config, P, y, splits)
+    if len(P) < 2:
+        return {models[0]: full}
+    return {m: full - oof_score(config, np.delete(P, i, axis=0), y, splits) for i, m in enumerate(models)}
+
+
 @dataclass
 class EnsembleResult:
     val: pd.DataFrame  # crop_id, image_id, label, p0..p8: out-of-fold ensemble probabilities
@@ -183,12 +217,14 @@ def build_ensemble(vals: dict[str, pd.DataFrame], tests: dict[str, pd.DataFrame]
     test_keys, P_test = _align(tests, "idx", "test")
     y = val_keys["label"].to_numpy(dtype=int)
     splits = inner_splits(y, val_keys["image_id"].astype(str).to_numpy(), config.inner_folds, config.seed)
-    oof = out_of_fold(config.combiner, P_val, y, splits)
-    final = config.combiner().fit(P_val, y)
     models = list(vals)
-    report = {"method": config.method, "models": models, "inner_folds": config.inner_folds,
-              **final.describe(models),
+    chosen = forward_select(config, P_val, y, splits) if config.select else list(range(len(models)))
+    oof = out_of_fold(config.combiner, P_val[chosen], y, splits)
+    final = config.combiner().fit(P_val[chosen], y)
+    report = {"method": config.method, "models": models, "selected": [models[i] for i in chosen],
+              "inner_folds": config.inner_folds, **final.describe([models[i] for i in chosen]),
               "model_val_macro_f1": {m: macro_f1(y, p.argmax(axis=1)) for m, p in zip(models, P_val)},
+              "leave_one_out": leave_one_out(config, P_val, y, splits, models),
               "oof_val_macro_f1": macro_f1(y, oof.argmax(axis=1))}
     val_keys = val_keys.assign(crop_id=val_keys["crop_id"].astype(int))
-    return EnsembleResult(_table(val_keys, oof), _table(test_keys, final.predict_proba(P_test)), report)
+    return EnsembleResult(_table(val_keys, oof), _table(test_keys, final.predict_proba(P_test[chosen])), report)

@@ -106,7 +106,9 @@ def ensemble_metrics(metrics: dict, weights: dict) -> dict:
     best = max(singles, key=singles.get)
     return {"method": weights.get("method"), **metrics, "best_single_model": best,
             "best_single_val_macro_f1": singles[best],
-            "gain_over_best_single": metrics["val_macro_f1"] - singles[best]}
+            "gain_over_best_single": metrics["val_macro_f1"] - singles[best],
+            "selected": weights.get("selected", list(singles)),
+            "leave_one_out": weights.get("leave_one_out", {})}
 
 
 @dataclass(frozen=True)

@@ -110,7 +110,7 @@ def grad_cam(net: torch.nn.Module, crops: np.ndarray, norm, layer: str) -> Expla
 
 
 @torch.no_grad()
-def tree_shap_cam(net: torch.nn.Module, booster, crops: np.ndarray, norm, layer: str,
+def tree_shap_cam(net: torch.nn.Module, booster, crops: np.ndarray, norm, layer: str | None,
                   eps: float = 1e-6) -> Explanation:
     """Heatmaps of CNN features classified by XGBoost (see the module docstring).
 
@@ -123,9 +123,14 @@ def tree_shap_cam(net: torch.nn.Module, booster, crops: np.ndarray, norm, layer:
 
     net.eval().float()
     x = _inputs(crops, norm)
-    with capture(module_named(net, layer)) as store:
-        features = net.forward_head(net.forward_features(x), pre_logits=True).float()  # (N, D)
-        acts = store["out"].float()  # (N, D, h, w)
+    if layer is None:  # the map the trees' features pool, whatever module ends the trunk
+        acts = net.forward_features(x).float()  # (N, D, h, w)
+        features = net.forward_head(acts, pre_logits=True).float()  # (N, D)
+        layer = "forward_features"
+    else:
+        with capture(module_named(net, layer)) as store:
+            features = net.forward_head(net.forward_features(x), pre_logits=True).float()  # (N, D)
+            acts = store["out"].float()  # (N, D, h, w)
     if acts.ndim != 4 or acts.shape[:2] != features.shape or not torch.allclose(
             acts.mean(dim=(2, 3)), features, rtol=1e-3, atol=1e-4):
         raise ValueError(f"the features of {type(net).__name__} are not the average pool of "
@@ -187,13 +192,11 @@ def explain(model, crops: np.ndarray, layer: str | None = None, min_cells: int =
     """Heatmaps of a fitted registry model (TimmClassifier or CnnXgbClassifier) over crops.
 
     Args:
-        layer: the module to hook; None picks :func:`cam_stage` (the last stage for cnn_xgb,
-            whose trees read exactly that stage's pooled output).
+        layer: the module to hook; None picks :func:`cam_stage` (for cnn_xgb: the trunk's
+            output, whose average pool is exactly what the trees read).
     """
     if hasattr(model, "booster_"):
-        net, norm = model.cnn_.net_, model.cnn_.norm_
-        return tree_shap_cam(net, model.booster_, crops, norm,
-                             layer or cam_stage(net, crops.shape[1], min_cells=0))
+        return tree_shap_cam(model.cnn_.net_, model.booster_, crops, model.cnn_.norm_, layer)
     net, norm = model.net_, model.norm_
     if hasattr(net, "blocks") and hasattr(net, "patch_embed"):
         return attention_rollout(net, crops, norm)
