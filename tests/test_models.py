@@ -198,3 +198,14 @@ def test_soft_labels_become_weighted_rows_for_the_trees():
     masses = np.bincount(labels, weights=balanced)
     np.testing.assert_allclose(masses, masses[0])
     np.testing.assert_allclose(balanced.sum(), weights.sum())
+
+
+def test_cnn_xgb_with_weights_logs_every_boosting_round(data, tmp_path):
+    save_file(source_state(), str(tmp_path / "w.safetensors"))
+    X, y, soft = data
+    logged = []
+    model = create_model("cnn_xgb", TINY["cnn_xgb"] | {"pretrained": str(tmp_path / "w.safetensors")}, TRAIN, SIZE)
+    model.fit(X[:18], y[:18], soft_targets=soft[:18], eval_set=(X[18:], y[18:]), on_epoch=logged.append)
+    assert [m["epoch"] for m in logged] == list(range(1, len(logged) + 1))
+    assert len(logged) >= model.booster_.num_boosted_rounds() > 0
+    assert {"train_mlogloss", "val_mlogloss"} <= set(logged[0])

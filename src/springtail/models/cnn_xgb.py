@@ -67,20 +67,26 @@ def balance(labels: np.ndarray, weights: np.ndarray) -> np.ndarray:
 
 def fit_booster(features: np.ndarray, labels: np.ndarray, weights: np.ndarray,
                 val: tuple[np.ndarray, np.ndarray] | None, config: CnnXgbConfig,
-                seed: int, nthread: int) -> xgb.Booster:
+                seed: int, nthread: int) -> tuple[xgb.Booster, dict[str, list[float]]]:
     """Multiclass softprob trees; with ``val``, stop early on its log-loss and keep the best
-    number of rounds only (the booster is sliced, so a reload predicts the same)."""
+    number of rounds only (the booster is sliced, so a reload predicts the same).
+
+    Returns the booster and the log-loss per round ({"train_mlogloss": [...], "val_mlogloss": [...]}).
+    """
     params = {"objective": "multi:softprob", "num_class": N_CLASSES, "max_depth": config.max_depth,
               "eta": config.learning_rate, "subsample": config.subsample, "tree_method": "hist",
               "eval_metric": "mlogloss", "seed": seed, "nthread": nthread}
     train = xgb.DMatrix(features, label=labels, weight=weights, nthread=nthread)
-    evals = [] if val is None else [(xgb.DMatrix(val[0], label=val[1], nthread=nthread), "val")]
+    evals = [(train, "train")]  # early stopping watches the last one: val
+    if val is not None:
+        evals.append((xgb.DMatrix(val[0], label=val[1], nthread=nthread), "val"))
+    history: dict = {}
     booster = xgb.train(params, train, num_boost_round=config.n_estimators, evals=evals,
-                        early_stopping_rounds=config.early_stopping_rounds if evals else None,
-                        verbose_eval=False)
-    if evals and booster.best_iteration + 1 < booster.num_boosted_rounds():
+                        early_stopping_rounds=config.early_stopping_rounds if val is not None else None,
+                        evals_result=history, verbose_eval=False)
+    if val is not None and booster.best_iteration + 1 < booster.num_boosted_rounds():
         booster = booster[: booster.best_iteration + 1]
-    return booster
+    return booster, {f"{name}_mlogloss": values["mlogloss"] for name, values in history.items()}
 
 
 class CnnXgbClassifier:
@@ -128,8 +134,11 @@ class CnnXgbClassifier:
         val = None
         if eval_set is not None and len(eval_set[1]):
             val = (self.features(eval_set[0])[0], np.asarray(eval_set[1], dtype=int))
-        self.booster_ = fit_booster(rows, labels, weights, val, self.config, self.train.seed,
-                                    torch.get_num_threads())
+        self.booster_, rounds = fit_booster(rows, labels, weights, val, self.config, self.train.seed,
+                                            torch.get_num_threads())
+        if on_epoch is not None:  # one logged step per boosting round, after any CNN epochs
+            for i, values in enumerate(zip(*rounds.values())):
+                on_epoch({"epoch": i + 1, **dict(zip(rounds, values))})
         self.classes_ = np.arange(N_CLASSES)
         self.val_macro_f1_ = None
         if val is not None:
