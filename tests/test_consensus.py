@@ -230,3 +230,31 @@ def test_stage_scores_every_method_against_a_truth_file(tmp_path):
     assert scores["unanimous"]["kept"] == 1.0  # uniform slips never agree unanimously here
     assert metrics["truth_accuracy"]["all"] == scores["dawid_skene"]["all"] >= 0.8
     assert metrics["truth_expert_accuracy"]["v4"] < metrics["truth_expert_accuracy"]["v1"]
+
+
+def test_settle_rounds_and_breaks_last_bit_ties_towards_the_lowest_class():
+    from springtail.consensus import Consensus, settle
+
+    proba = np.zeros((2, 9))
+    proba[0, [2, 5]] = [0.5 - 1e-16, 0.5 + 1e-16]  # a tie up to rounding noise: 5 wins unrounded
+    proba[1, [0, 1]] = [0.1234567891, 0.8765432109]
+    raw = Consensus(proba.argmax(axis=1), proba.max(axis=1), proba, np.ones(2, bool), np.ones(4))
+    assert raw.label.tolist() == [5, 1]
+    settled = settle(raw, relabel=True)
+    assert settled.label.tolist() == [2, 1]
+    assert settled.proba[1, :2].tolist() == [0.123457, 0.876543]
+    assert settled.confidence.tolist() == [0.5, 0.876543]
+    assert settle(raw, relabel=False).label.tolist() == [5, 1]  # vote-based labels are kept
+
+
+def test_boxes_without_truth_are_counted_not_fatal():
+    import pandas as pd
+
+    from springtail.labels import truth_scores
+
+    boxes = pd.DataFrame({"image_id": ["a", "a", "b"], "line": [1, 2, 1],
+                          "v1": [3, 3, 1], "v2": [3, 3, 1], "v3": [3, 2, 1], "v4": [3, 3, 1]})
+    truth = pd.DataFrame({"image_id": ["a", "a"], "line": [1, 2], "truth": [3, 2]})  # no row for b
+    scores = truth_scores(boxes, truth, ConsensusConfig(method="majority"))
+    assert scores["boxes_without_truth"] == 1
+    assert scores["truth_accuracy"]["all"] == 0.5  # a/1 right, a/2 wrong; b not scored

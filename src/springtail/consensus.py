@@ -187,8 +187,27 @@ def dawid_skene(votes: np.ndarray, smoothing: float = 1000.0, max_iter: int = 20
                      np.ones(len(votes), dtype=bool), accuracy, info)
 
 
+DECIMALS = 6  # posteriors and confidences are kept (and written) at this precision
+
+
+def settle(result: Consensus, relabel: bool, decimals: int = DECIMALS) -> Consensus:
+    """``result`` with its posteriors and confidences rounded to ``decimals``.
+
+    Their last digits follow numpy's SIMD kernels and OpenBLAS's, so they differ
+    between CPUs; rounded, every machine writes the same labels.csv. With
+    ``relabel`` (a posterior-argmax method) the label is taken again from the
+    rounded posteriors, so classes tied up to the last bits go to the lowest
+    class id on every machine instead of to whichever won by rounding noise.
+    """
+    proba = np.round(result.proba, decimals)
+    label = np.where(result.label >= 0, proba.argmax(axis=1), -1) if relabel else result.label
+    return dataclasses.replace(result, label=label, proba=proba,
+                               confidence=np.round(result.confidence, decimals))
+
+
 def run_consensus(votes: np.ndarray, config: ConsensusConfig) -> Consensus:
-    """Apply ``config.method``; a box is kept when labelled and confident enough."""
+    """Apply ``config.method`` (rounded by :func:`settle`); a box is kept when labelled and
+    confident enough."""
     votes = np.asarray(votes, dtype=np.int64)
     if config.method == "unanimous":
         result = unanimous(votes)
@@ -196,6 +215,7 @@ def run_consensus(votes: np.ndarray, config: ConsensusConfig) -> Consensus:
         result = majority(votes, config.tie_break)
     else:
         result = dawid_skene(votes, config.smoothing, config.max_iter, config.tol)
+    result = settle(result, relabel=config.method == "dawid_skene")
     keep = (result.label >= 0) & (result.confidence >= config.min_confidence)
     return dataclasses.replace(result, keep=keep)
 
