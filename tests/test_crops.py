@@ -9,9 +9,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from PIL import Image
 
-from springtail.config import from_section
+from springtail.config import from_section, to_dict
 from springtail.crops import CropsConfig, atomic_directory, build_crops
 from springtail.decode import draft_factor, image_size, load_rgb, render_square
 from springtail.folds import assign_folds
@@ -205,7 +206,8 @@ def test_build_crops_end_to_end_is_deterministic(tmp_path):
     assert (index.groupby("image_id")["fold"].nunique() == 1).all()
     test_images, test_index = load_crops(out1, "test")
     assert test_index["idx"].tolist() == ["10", "2", "7"] and test_images.shape[0] == 3
-    assert (out1 / "crops.yaml").exists() and sum(metrics["decode_scale"].values()) == 6
+    assert yaml.safe_load((out1 / "crops.yaml").read_text()) == to_dict(config)
+    assert sum(metrics["decode_scale"].values()) == 6
     sides = (index["x1"] - index["x0"]).groupby(index["image_id"]).min()  # box squares: 307 px
     scales = [8 if side >= 256 else 4 if side >= 128 else 2 for side in sides]
     assert metrics["decode_scale"] == {str(k): scales.count(k) for k in sorted(set(scales))}

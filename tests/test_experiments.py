@@ -32,14 +32,27 @@ def test_metrics_diff_between_branches(tiny_repo, tmp_path):
     assert "Running stage 'train" not in ran and "Running stage 'crops'" not in ran
     run(["git", "commit", "-qam", "Stacking ensemble"], repo)
 
-    text = run(["dvc", "metrics", "diff", "main", "stacking"], repo).stdout
+    text = run(["dvc", "metrics", "diff", "--all", "main", "stacking"], repo).stdout
     diff = json.loads(run(["dvc", "metrics", "diff", "--all", "--json", "main", "stacking"],
                           repo).stdout)
-    assert "metrics/ensemble.json" in diff
     f1 = diff["metrics/ensemble.json"]["val_macro_f1"]
-    assert {"old", "new"} <= set(f1)
-    if f1["old"] != f1["new"]:
-        assert "metrics/ensemble.json" in text and "val_macro_f1" in text
+    on_main = json.loads(run(["git", "show", "main:metrics/ensemble.json"], repo).stdout)
+    on_branch = json.loads((repo / "metrics" / "ensemble.json").read_text())
+    assert f1["old"] == on_main["val_macro_f1"] and f1["new"] == on_branch["val_macro_f1"]
+    assert on_main["method"] == "per_class_f1" and on_branch["method"] == "stacking"
+    weights = json.loads((repo / "data" / "processed" / "ensemble" / "weights.json").read_text())
+    assert weights["method"] == "stacking" and "coef" in weights  # the logistic regression ran
+    assert "metrics/ensemble.json" in text
+
+
+def _nodes(tree):
+    """Every mapping nested anywhere in ``dvc exp show --json``'s output."""
+    if isinstance(tree, dict):
+        yield tree
+        tree = list(tree.values())
+    if isinstance(tree, list):
+        for item in tree:
+            yield from _nodes(item)
 
 
 def test_queued_experiment_runs_and_shows_its_metrics(tiny_repo):
@@ -55,9 +68,14 @@ def test_queued_experiment_runs_and_shows_its_metrics(tiny_repo):
         pytest.fail(f"queued experiment did not finish:\n{status}")
     assert "Failed" not in status, run(["dvc", "queue", "logs", "mean-ens"], tiny_repo, check=False).stdout
     shown = json.loads(run(["dvc", "exp", "show", "--json"], tiny_repo).stdout)
-    text = json.dumps(shown)
-    assert "mean-ens" in text
-    assert "metrics/ensemble.json" in text
+    found = [node for node in _nodes(shown)
+             if node.get("name") == "mean-ens" and (node.get("data") or {}).get("params")]
+    assert found, "the experiment is not in `dvc exp show`"
+    exp = found[0]
+    params = exp["data"]["params"]["params.yaml"]["data"]
+    metrics = exp["data"]["metrics"]["metrics/ensemble.json"]["data"]
+    assert params["ensemble"]["method"] == "mean" and metrics["method"] == "mean"
+    assert 0.0 <= metrics["val_macro_f1"] <= 1.0
     run(["dvc", "queue", "stop"], tiny_repo, check=False)
 
 

@@ -43,8 +43,11 @@ def test_status_is_clean_and_repro_is_a_noop(tiny_repo):
     assert "Running stage" not in again.stdout
 
 
-def test_metrics_show_lists_the_ensemble(tiny_repo):
+def test_metrics_show_reports_every_score_file(tiny_repo):
     shown = json.loads(run(["dvc", "metrics", "show", "--json"], tiny_repo).stdout)
-    text = json.dumps(shown)
-    assert "metrics/ensemble.json" in text
-    assert "val_macro_f1" in text
+    (data,) = [rev["data"] for rev in shown.values()]  # the workspace only
+    models = yaml.safe_load((tiny_repo / "params.yaml").read_text())["models"]
+    for rel in ["metrics/ensemble.json", *(f"metrics/train/{m}.json" for m in models)]:
+        on_disk = json.loads((tiny_repo / rel).read_text())
+        assert data[rel]["data"]["val_macro_f1"] == on_disk["val_macro_f1"], rel
+        assert data[rel]["data"]["private_macro_f1"] == on_disk["private_macro_f1"], rel

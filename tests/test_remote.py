@@ -53,7 +53,8 @@ def test_local_remote_push_pull_round_trip(pushed_origin, tmp_path):
     b = _clone(origin, tmp_path / "b")
     assert not (b / "data" / "submission.csv").exists()
     run(["dvc", "pull"], b)
-    assert (b / "data" / "submission.csv").exists()
+    for rel in ("data/submission.csv", "models", "data/processed/crops"):
+        assert _digest(b / rel) == _digest(origin / rel), f"{rel} pulled differs from the pushed one"
     _assert_up_to_date(b)
 
 
@@ -120,4 +121,6 @@ def test_ssh_remote_push_pull_round_trip(tiny_repo, sshd, tmp_path):
     b = _clone(a, tmp_path / "b")
     _ssh_credentials(b, sshd)
     run(["dvc", "pull"], b)
+    for rel in ("data/submission.csv", "models"):
+        assert _digest(b / rel) == _digest(a / rel), f"{rel} pulled through SSH differs from the pushed one"
     _assert_up_to_date(b)

@@ -212,10 +212,17 @@ def test_agreement_helpers_on_known_votes():
 
 
 def test_vote_model_is_deterministic_and_uses_only_its_generator():
+    import random
+
     truth = np.arange(9).repeat(50)
+    np.random.seed(1)
+    random.seed(1)
+    legacy, stdlib = np.random.get_state()[1].copy(), random.getstate()
     a = simulate_votes(truth, np.random.default_rng(5), VoteModel())
     b = simulate_votes(truth, np.random.default_rng(5), VoteModel())
     assert a.shape == (450, 4) and np.array_equal(a, b)
+    assert not np.array_equal(a, simulate_votes(truth, np.random.default_rng(6), VoteModel()))
+    assert np.array_equal(np.random.get_state()[1], legacy) and random.getstate() == stdlib
 
 
 def test_box_geometry_is_like_the_real_boxes():
