@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from springtail.config import from_section, load_params
+from springtail.config import load_params, load_section
 from springtail.ensemble import EnsembleConfig, build_ensemble
 from springtail.io import write_csv, write_json
 
@@ -29,7 +29,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     params = load_params(args.params)
-    config = from_section(EnsembleConfig, params.get("ensemble"), "ensemble")
+    config = load_section(EnsembleConfig, "ensemble", args.params)
     models = params.get("models")
     if not isinstance(models, list) or not models:
         raise ValueError(f"{args.params}: `models` must be a non-empty list of model names")

@@ -42,7 +42,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     params = load_params(args.params)
-    config = from_section(ReportConfig, params.get("report"), "report")
+    config = from_section(ReportConfig, params.get("report"), "report", args.params)
     models = params.get("models")
     if not isinstance(models, list) or not models:
         raise ValueError(f"{args.params}: `models` must be a non-empty list of model names")

@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
     params = load_params(args.params)
-    train = from_section(TrainConfig, params.get("train"), "train")
+    train = from_section(TrainConfig, params.get("train"), "train", args.params)
     if args.model not in params:
         raise ValueError(f"{args.params}: missing section '{args.model}'")
     if train.nproc > 1 and not distributed.is_worker():

@@ -209,3 +209,26 @@ def test_cnn_xgb_with_weights_logs_every_boosting_round(data, tmp_path):
     assert [m["epoch"] for m in logged] == list(range(1, len(logged) + 1))
     assert len(logged) >= model.booster_.num_boosted_rounds() > 0
     assert {"train_mlogloss", "val_mlogloss"} <= set(logged[0])
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_sklearn_clone_gives_an_unfitted_twin(name, data):
+    from sklearn.base import clone
+
+    model = fitted(name, data)
+    twin = clone(model)
+    assert type(twin) is type(model) and twin.get_params() == model.get_params()
+    assert not [k for k in vars(twin) if k.endswith("_")], "a clone carries no learned state"
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_predict_proba_leaves_the_model_unchanged(name, data):
+    model = fitted(name, data)
+    net = model.cnn_.net_ if hasattr(model, "cnn_") else model.net_
+    before_attrs = {k: id(v) for k, v in vars(model).items()}
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    training = net.training
+    model.predict_proba(data[0], tta=True)
+    assert {k: id(v) for k, v in vars(model).items()} == before_attrs
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+    assert net.training == training

@@ -41,3 +41,18 @@ def test_no_config_field_is_invisible_to_dvc(config):
 def test_tiny_params_have_the_default_keys():
     default, tiny = (set(keys(yaml.safe_load((REPO / n).read_text()))) for n in PARAMS_FILES)
     assert default == tiny, f"only in params.yaml: {sorted(default - tiny)}; only in tiny: {sorted(tiny - default)}"
+
+
+def test_errors_name_the_params_file_actually_read(tmp_path):
+    from springtail.config import load_section
+
+    path = tmp_path / "variant.yaml"
+    path.write_text("crops:\n  crop_px: 64\n  sise: 3\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"variant\.yaml: unknown key\(s\) sise in section 'crops'"):
+        load_section(CropsConfig, "crops", path)
+    path.write_text("crops:\n  crop_px: big\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"variant\.yaml: crops\.crop_px"):
+        load_section(CropsConfig, "crops", path)
+    path.write_text("crop:\n  crop_px: 64\n", encoding="utf-8")  # a typo in the section name
+    with pytest.raises(ValueError, match=r"variant\.yaml: missing section 'crops'"):
+        load_section(CropsConfig, "crops", path)

@@ -65,42 +65,46 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
     return value
 
 
-def from_section(cls: type[T], section: dict[str, Any] | None, name: str) -> T:
+def from_section(cls: type[T], section: dict[str, Any] | None, name: str,
+                 source: str | Path = "params.yaml") -> T:
     """Build the frozen dataclass ``cls`` from one params section.
 
     Args:
         cls: a dataclass whose fields are the allowed keys.
-        section: the mapping read from params.yaml (``None`` means all defaults).
-        name: the section's name, used in error messages.
+        section: the mapping read from the params file; ``None`` (the file has no such
+            section) is an error, never a silent fall-back to the defaults.
+        name: the section's name; source: the file it came from (both for error messages).
 
     Raises:
-        ValueError: on an unknown key, a missing required key or a wrongly typed value.
+        ValueError: naming ``source``, on a missing section, an unknown key, a missing
+            required key or a wrongly typed value.
     """
-    section = dict(section or {})
+    if section is None:
+        raise ValueError(f"{source}: missing section '{name}'")
+    if not isinstance(section, dict):
+        raise ValueError(f"{source}: section '{name}' must be a mapping, got {section!r}")
+    section = dict(section)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(section) - set(fields))
     if unknown:
         raise ValueError(
-            f"params.yaml: unknown key(s) {', '.join(unknown)} in section '{name}'; "
+            f"{source}: unknown key(s) {', '.join(unknown)} in section '{name}'; "
             f"known keys: {', '.join(fields)}"
         )
     hints = typing.get_type_hints(cls)
     kwargs = {
-        key: _coerce(value, hints[key], f"params.yaml: {name}.{key}")
+        key: _coerce(value, hints[key], f"{source}: {name}.{key}")
         for key, value in section.items()
     }
     try:
         return cls(**kwargs)
     except TypeError as err:
-        raise ValueError(f"params.yaml: section '{name}': {err}") from None
+        raise ValueError(f"{source}: section '{name}': {err}") from None
 
 
 def load_section(cls: type[T], name: str, path: str | Path = "params.yaml") -> T:
-    """Load section ``name`` of the params file into ``cls``."""
-    params = load_params(path)
-    if name not in params:
-        raise ValueError(f"{path}: missing section '{name}'")
-    return from_section(cls, params[name], name)
+    """Load section ``name`` of the params file into ``cls`` (see :func:`from_section`)."""
+    return from_section(cls, load_params(path).get(name), name, path)
 
 
 def to_dict(config: Any) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 import xgboost as xgb
+from sklearn.base import BaseEstimator
 
 from springtail.classes import N_CLASSES
 from springtail.config import from_section, to_dict
@@ -89,7 +90,7 @@ def fit_booster(features: np.ndarray, labels: np.ndarray, weights: np.ndarray,
     return booster, {f"{name}_mlogloss": values["mlogloss"] for name, values in history.items()}
 
 
-class CnnXgbClassifier:
+class CnnXgbClassifier(BaseEstimator):
     """Frozen or fine-tuned timm CNN features, classified by XGBoost.
 
     Learned state: ``cnn_`` (a fitted TimmClassifier), ``booster_``, ``classes_``,
@@ -112,8 +113,7 @@ class CnnXgbClassifier:
     def features(self, X: np.ndarray, *, tta: bool = False, batch_size: int = 128) -> np.ndarray:
         """(V, N, D) penultimate CNN features of uint8 crops, one slice per TTA view."""
         runtime = self.cnn_.runtime()
-        self.cnn_.net_ = runtime.place(self.cnn_.net_)
-        return forward_views(self.cnn_.net_, X, feature_head, norm=self.cnn_.norm_, runtime=runtime,
+        return forward_views(runtime.place(self.cnn_.net_), X, feature_head, norm=self.cnn_.norm_, runtime=runtime,
                              tta=tta, batch_size=batch_size)
 
     def fit(self, X: np.ndarray, y: np.ndarray, *, soft_targets: np.ndarray | None = None,

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import timm
 import torch
+from sklearn.base import BaseEstimator
 from timm.models import FeatureListNet
 from timm.models.vision_transformer import VisionTransformer
 from timm.models.vision_transformer_hybrid import HybridEmbed
@@ -105,7 +105,7 @@ def _or(value, default):
     return default if value is None else value
 
 
-class TimmClassifier:
+class TimmClassifier(BaseEstimator):
     """A timm network trained with ``springtail.training.fit_network``.
 
     Args:
@@ -173,8 +173,7 @@ class TimmClassifier:
     def predict_proba(self, X: np.ndarray, *, tta: bool = False, batch_size: int = 128) -> np.ndarray:
         """(N, 9) class probabilities, averaged over the 8 symmetries with ``tta``."""
         runtime = self.runtime()
-        self.net_ = runtime.place(self.net_)
-        views = forward_views(self.net_, X, softmax_head, norm=self.norm_, runtime=runtime,
+        views = forward_views(runtime.place(self.net_), X, softmax_head, norm=self.norm_, runtime=runtime,
                               tta=tta, batch_size=batch_size)
         probs = views.mean(axis=0).astype(np.float64)
         return probs / probs.sum(axis=1, keepdims=True)
