@@ -22,7 +22,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--predictions", type=Path, required=True, help="input: val.csv, test.csv")
     parser.add_argument("--metrics", type=Path, required=True, help="output: metrics JSON")
     parser.add_argument("--plots", type=Path, required=True, help="output: plots directory")
-    parser.add_argument("--params", type=Path, default=Path("params.yaml"), help="unused: no params")
     return parser.parse_args(argv)
 
 

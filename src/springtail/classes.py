@@ -16,3 +16,4 @@ CODES: tuple[str, ...] = tuple(code for code, _ in CLASSES)
 N_CLASSES = len(CLASSES)
 BACKGROUND = 8  # FOND: almost never voted, frequent among test crops
 N_EXPERTS = 4
+PROB_COLUMNS: tuple[str, ...] = tuple(f"p{k}" for k in range(N_CLASSES))  # class probabilities in tables

@@ -26,18 +26,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from springtail.classes import CODES
+from springtail.classes import CODES, PROB_COLUMNS
 from springtail.config import to_dict
-from springtail.cutting import PROBA_COLUMNS, crop_image, crop_test_image
+from springtail.cutting import crop_image, crop_test_image
 from springtail.folds import assign_folds
 from springtail.io import atomic_directory, write_yaml
 from springtail.policy import DataError, SkipLog
 from springtail.runtime import cpu_count
 from springtail.store import ShardWriter, write_index
 
-LABEL_COLUMNS = ("image_id", "line", "xc", "yc", "w", "h", "label", "keep", *PROBA_COLUMNS)
+LABEL_COLUMNS = ("image_id", "line", "xc", "yc", "w", "h", "label", "keep", *PROB_COLUMNS)
 PR_SET_PDEATHSIG = 1  # prctl option: the signal a process gets when its parent dies
-TRAIN_COLUMNS = ("crop_id", "image_id", "line", "source", "label", *PROBA_COLUMNS,
+TRAIN_COLUMNS = ("crop_id", "image_id", "line", "source", "label", *PROB_COLUMNS,
                  "fold", "x0", "y0", "x1", "y1")
 
 
@@ -122,7 +122,7 @@ def check_labels(labels: pd.DataFrame, source: str = "labels.csv") -> pd.DataFra
 
 def train_jobs(labels: pd.DataFrame, train_dir: Path) -> list[tuple[str, str, list[dict]]]:
     """One (image_id, image path, boxes) job per image of labels.csv, sorted by id."""
-    columns = ["line", "xc", "yc", "w", "h", "keep", "label", *PROBA_COLUMNS]
+    columns = ["line", "xc", "yc", "w", "h", "keep", "label", *PROB_COLUMNS]
     return [(str(image_id), str(train_dir / f"{image_id}.jpg"),
              group[columns].to_dict("records"))
             for image_id, group in labels.groupby("image_id", sort=True)]

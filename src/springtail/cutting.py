@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from springtail.classes import BACKGROUND, N_CLASSES
+from springtail.classes import BACKGROUND, PROB_COLUMNS
 from springtail.decode import draft_factor, image_size, load_rgb, render_square
 from springtail.policy import DataError
 from springtail.regions import (
@@ -22,7 +22,6 @@ from springtail.regions import (
 if TYPE_CHECKING:
     from springtail.crops import CropsConfig
 
-PROBA_COLUMNS = tuple(f"p{k}" for k in range(N_CLASSES))
 
 
 @dataclass
@@ -38,13 +37,13 @@ class ImageCrops:
 
 
 def _box_row(image_id: str, box: dict, px: tuple) -> dict:
-    proba = {c: float(box[c]) for c in PROBA_COLUMNS}
+    proba = {c: float(box[c]) for c in PROB_COLUMNS}
     return {"image_id": image_id, "line": int(box["line"]), "source": "box",
             "label": int(box["label"]), **proba, "x0": px[0], "y0": px[1], "x1": px[2], "y1": px[3]}
 
 
 def _background_row(image_id: str, square: tuple) -> dict:
-    proba = {c: float(k == BACKGROUND) for k, c in enumerate(PROBA_COLUMNS)}
+    proba = {c: float(k == BACKGROUND) for k, c in enumerate(PROB_COLUMNS)}
     return {"image_id": image_id, "line": 0, "source": "background", "label": BACKGROUND,
             **proba, "x0": square[0], "y0": square[1], "x1": square[2], "y1": square[3]}
 

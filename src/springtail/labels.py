@@ -15,13 +15,12 @@ import numpy as np
 import pandas as pd
 
 from springtail.annotations import VOTE_COLUMNS
-from springtail.classes import CODES, N_CLASSES
+from springtail.classes import CODES, N_CLASSES, PROB_COLUMNS
 from springtail.consensus import (
     PATTERNS, Consensus, ConsensusConfig, agreement_patterns, compare_methods,
     fleiss_kappa, run_consensus, strict_majority, vote_counts,
 )
 
-PROBA_COLUMNS = tuple(f"p{k}" for k in range(N_CLASSES))
 
 
 def votes_of(boxes: pd.DataFrame) -> np.ndarray:
@@ -34,7 +33,7 @@ def labels_table(boxes: pd.DataFrame, result: Consensus) -> pd.DataFrame:
     labels = boxes.reset_index(drop=True).copy()
     labels["label"] = result.label.astype(np.int64)
     labels["confidence"] = result.confidence
-    for k, column in enumerate(PROBA_COLUMNS):
+    for k, column in enumerate(PROB_COLUMNS):
         labels[column] = result.proba[:, k]
     labels["agreement"] = agreement_patterns(votes_of(boxes))
     labels["keep"] = result.keep.astype(bool)

@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 
 from springtail.annotations import VOTE_COLUMNS
-from springtail.classes import CODES, N_CLASSES
+from springtail.classes import CODES, N_CLASSES, PROB_COLUMNS
 from springtail.consensus import strict_majority
-from springtail.scoring import PROB_COLUMNS, per_class_f1
+from springtail.scoring import per_class_f1
 
 ENSEMBLE = "ensemble"
 # Series of the class distribution, in the order of the pipeline.

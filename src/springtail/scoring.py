@@ -9,10 +9,9 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import confusion_matrix, f1_score
 
-from springtail.classes import CODES, N_CLASSES
+from springtail.classes import CODES, N_CLASSES, PROB_COLUMNS
 
 LABELS = list(range(N_CLASSES))
-PROB_COLUMNS: tuple[str, ...] = tuple(f"p{c}" for c in LABELS)  # class probabilities in tables
 USAGES = ("Public", "Private")  # Kaggle's leaderboard split, column Usage of solution.csv
 
 

@@ -20,10 +20,10 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from springtail import distributed
-from springtail.classes import N_CLASSES
+from springtail.classes import N_CLASSES, PROB_COLUMNS
 from springtail.models.augment import prepare_batch
 from springtail.models.inference import Runtime, forward_views, softmax_head
-from springtail.scoring import PROB_COLUMNS, macro_f1
+from springtail.scoring import macro_f1
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,9 @@ import torch
 
 from springtail.models.augment import N_DIHEDRAL, dihedral, prepare_batch, to_chw
 from springtail.runtime import device_name
-from springtail.scoring import PROB_COLUMNS
+from springtail.classes import PROB_COLUMNS
 
-__all__ = ["PROB_COLUMNS", "PredictConfig", "Runtime", "forward_views", "softmax_head", "feature_head"]
+__all__ = ["PredictConfig", "Runtime", "forward_views", "softmax_head", "feature_head"]
 
 
 @dataclass(frozen=True)

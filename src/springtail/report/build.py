@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from springtail.annotations import VOTE_COLUMNS
-from springtail.classes import CODES
+from springtail.classes import CODES, PROB_COLUMNS
 from springtail.plots import class_distribution, per_class_f1_long
 from springtail.report import gallery, gradcam
 from springtail.report.html import Card, Section, cam_rows, facts, grid, groups, page, wide_table
@@ -107,7 +107,7 @@ def disputed_section(data: ReportData, config: ReportConfig, pics: _Pictures) ->
         lines = [(f"consensus {code(r.label)} {r.confidence:.2f}", "strong"),
                  (f"votes {r.agreement}, fold {r.fold}", "muted")]
         if r.crop_id in ens.index:
-            probs = ens.loc[r.crop_id, [f"p{k}" for k in range(len(CODES))]].to_numpy(dtype=float)
+            probs = ens.loc[r.crop_id, list(PROB_COLUMNS)].to_numpy(dtype=float)
             lines.append((f"pred {code(probs.argmax())} {probs.max():.2f}",
                           _verdict(probs.argmax(), r.label)))
         cards.append(pics.train(r.crop_id, lines, f"disputed box {r.image_id} line {r.line}",

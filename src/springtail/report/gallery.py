@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from springtail.annotations import VOTE_COLUMNS
-from springtail.scoring import PROB_COLUMNS
+from springtail.classes import PROB_COLUMNS
 
 
 def _shuffled(table: pd.DataFrame, seed: int) -> pd.DataFrame:

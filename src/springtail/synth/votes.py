@@ -111,14 +111,6 @@ def agreement_pattern(votes: tuple[int, ...] | np.ndarray) -> str:
     return "-".join(str(c) for c in sorted(Counter(int(v) for v in votes).values(), reverse=True))
 
 
-def strict_majority(votes: tuple[int, ...] | np.ndarray) -> int | None:
-    """The class with more votes than any other, or None (2-2 and all-different)."""
-    ranked = Counter(int(v) for v in votes).most_common()
-    if len(ranked) > 1 and ranked[0][1] == ranked[1][1]:
-        return None
-    return ranked[0][0]
-
-
 def _patterns_and_majority(votes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(N,) index into PATTERNS and (N,) strict-majority class (-1 if none), vectorised."""
     mult = (votes[:, :, None] == votes[:, None, :]).sum(axis=2)  # (N, 4) votes equal to each
