@@ -10,7 +10,7 @@ Prints the machine, a table, and as its last line one JSON object. Keys:
   ``matmul_n_*``; bf16 is measured at a smaller size where the CPU only emulates it).
 - one nested object per model of params.yaml (``resnet``, ``convnext``, ``vit``,
   ``cnn_xgb``; cnn_xgb = its CNN's fine-tuning), so ``json["vit"]["train_img_s"]``
-  is "vit.train_img_s": ``train_img_s`` (``springtail.training.fit_network``),
+  is "vit.train_img_s": ``train_img_s`` (``springtail.models.training.fit_network``),
   ``infer_img_s`` (``forward_views``, one view), ``naive_train_img_s``,
   ``train_speedup_vs_naive``, ``train_flops_per_img`` (FlopCounterMode on a real
   forward+backward step, with ``nets.flop_formulas``' corrections; ~3x the forward),
@@ -55,9 +55,9 @@ import numpy as np  # noqa: E402
 
 from benchmarks import data, machine, naive, nets, repro, timing  # noqa: E402
 from benchmarks.table import render  # noqa: E402
-from springtail.config import load_params  # noqa: E402
+from springtail.common.config import load_params  # noqa: E402
 from springtail.models.timm_net import norm_of  # noqa: E402
-from springtail.runtime import setup_torch  # noqa: E402
+from springtail.common.runtime import setup_torch  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SECTIONS = ("matmul", "synth", "crops", "models", "repro")

@@ -10,13 +10,13 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from springtail.annotations import read_train_annotations
-from springtail.config import from_section
-from springtail.consensus import ConsensusConfig
-from springtail.crops import CropsConfig, check_labels, train_jobs
-from springtail.cutting import crop_image
-from springtail.labels import build_labels
-from springtail.policy import ErrorPolicy, SkipLog
+from springtail.labels.annotations import read_train_annotations
+from springtail.common.config import from_section
+from springtail.labels.consensus import ConsensusConfig
+from springtail.crops.build import CropsConfig, check_labels, train_jobs
+from springtail.crops.cutting import crop_image
+from springtail.labels.build import build_labels
+from springtail.common.policy import ErrorPolicy, SkipLog
 from springtail.synth import SynthConfig, generate
 
 

@@ -3,7 +3,7 @@
     .venv/bin/python -m benchmarks.device [--profile default gpu] [--steps 20]
 
 For each profile and model: ``train_img_s`` (the train stage's own step,
-``springtail.training.fit_network``: batch augmentation on the device, autocast,
+``springtail.models.training.fit_network``: batch augmentation on the device, autocast,
 AdamW; ``loss.item()`` each step waits for the device), ``infer_img_s``
 (``forward_views``, one view), ``train_mfu`` (model FLOPs x img/s over the better
 measured matmul peak), the precision used. Profiles: ``default`` = params.yaml
@@ -26,8 +26,8 @@ import torch
 
 from benchmarks import machine, nets, timing
 from benchmarks.repro import REPO
-from springtail.config import load_params
-from springtail.runtime import setup_torch
+from springtail.common.config import load_params
+from springtail.common.runtime import setup_torch
 
 GPU = {"crop_size": 224, "train": {"batch_size": 64},
        "resnet": {"arch": "resnet50"}, "convnext": {"arch": "convnext_base"},

@@ -2,7 +2,7 @@
 
     .venv/bin/python -m benchmarks.explore [--models resnet vit] [--variants ...] [--steps 6]
 
-Every variant trains through ``springtail.training.fit_network`` (the naive
+Every variant trains through ``springtail.models.training.fit_network`` (the naive
 loop is ``benchmarks.naive``) on the same crops in the same process; variants
 change one setting of the pipeline default (``default``: params.yaml as is):
 
@@ -40,10 +40,10 @@ import torch  # noqa: E402
 
 from benchmarks import data, machine, naive, nets, timing  # noqa: E402
 from springtail import training  # noqa: E402
-from springtail.config import load_params  # noqa: E402
+from springtail.common.config import load_params  # noqa: E402
 from springtail.models.inference import Runtime  # noqa: E402
 from springtail.models.timm_net import norm_of  # noqa: E402
-from springtail.runtime import setup_torch  # noqa: E402
+from springtail.common.runtime import setup_torch  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 VARIANTS = ("naive", "default", "nchw", "bs64", "fused_adamw", "compile", "nchw_compile", "compile_bs64", "bf16")

@@ -9,7 +9,7 @@ import time
 import torch
 
 from springtail.models.inference import native_bf16_cpu
-from springtail.runtime import cpu_count
+from springtail.common.runtime import cpu_count
 
 
 def cpu_model() -> str:

@@ -2,7 +2,7 @@
 
 Networks come from the model registry exactly as the train stage builds them
 (``cnn_xgb``: the CNN it fine-tunes); training goes through
-``springtail.training.fit_network`` (uint8 crops in memory, batch-level
+``springtail.models.training.fit_network`` (uint8 crops in memory, batch-level
 augmentation, the configured channels_last / bf16 autocast), inference through
 ``springtail.models.inference.forward_views`` as the predict stage does.
 """
@@ -19,12 +19,12 @@ import torch
 from torch.utils import flop_counter
 from torch.utils.flop_counter import FlopCounterMode
 
-from springtail.config import from_section
+from springtail.common.config import from_section
 from springtail.models.augment import prepare_batch, to_chw
 from springtail.models.inference import PredictConfig, Runtime, forward_views, softmax_head
 from springtail.models.registry import create_model
 from springtail.models.timm_net import norm_of
-from springtail.training import TrainConfig, fit_network, make_targets, soft_cross_entropy
+from springtail.models.training import TrainConfig, fit_network, make_targets, soft_cross_entropy
 
 
 @dataclass

@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from springtail.annotations import read_train_annotations
-from springtail.config import load_section, to_dict
-from springtail.consensus import ConsensusConfig
-from springtail.decode import image_size
-from springtail.io import terminate_cleanly, write_csv, write_json
-from springtail.labels import build_labels, disputed_table, truth_scores
-from springtail.policy import DataError, SkipLog, load_policy
+from springtail.labels.annotations import read_train_annotations
+from springtail.common.config import load_section, to_dict
+from springtail.labels.consensus import ConsensusConfig
+from springtail.common.decode import image_size
+from springtail.common.io import terminate_cleanly, write_csv, write_json
+from springtail.labels.build import build_labels, disputed_table, truth_scores
+from springtail.common.policy import DataError, SkipLog, load_policy
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

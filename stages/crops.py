@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from springtail.config import load_section
-from springtail.crops import CropsConfig, build_crops
-from springtail.io import terminate_cleanly, write_json
-from springtail.policy import SkipLog, load_policy
+from springtail.common.config import load_section
+from springtail.crops.build import CropsConfig, build_crops
+from springtail.common.io import terminate_cleanly, write_json
+from springtail.common.policy import SkipLog, load_policy
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

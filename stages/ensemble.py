@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from springtail.config import load_params, load_section
-from springtail.ensemble import EnsembleConfig, build_ensemble
-from springtail.io import write_csv, write_json
+from springtail.common.config import load_params, load_section
+from springtail.scoring.ensemble import EnsembleConfig, build_ensemble
+from springtail.common.io import write_csv, write_json
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from springtail.io import write_csv, write_json
-from springtail.scoring import evaluate_predictions
+from springtail.common.io import write_csv, write_json
+from springtail.scoring.metrics import evaluate_predictions
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

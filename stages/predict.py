@@ -14,13 +14,13 @@ from pathlib import Path
 # Before torch loads OpenMP: idle threads sleep rather than spin (see stages/train.py).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from springtail.config import load_section  # noqa: E402
-from springtail.io import write_csv  # noqa: E402
+from springtail.common.config import load_section  # noqa: E402
+from springtail.common.io import write_csv  # noqa: E402
 from springtail.models import checkpoint  # noqa: E402
 from springtail.models.inference import PredictConfig, prediction_table  # noqa: E402
 from springtail.models.registry import load_model  # noqa: E402
-from springtail.runtime import setup_torch  # noqa: E402
-from springtail.store import load_crops  # noqa: E402
+from springtail.common.runtime import setup_torch  # noqa: E402
+from springtail.common.store import load_crops  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

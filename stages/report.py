@@ -18,12 +18,12 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import pandas as pd  # noqa: E402
 import yaml  # noqa: E402
 
-from springtail.config import from_section, load_params, to_dict  # noqa: E402
-from springtail.io import atomic_path, read_json, write_csv  # noqa: E402
+from springtail.common.config import from_section, load_params, to_dict  # noqa: E402
+from springtail.common.io import atomic_path, read_json, write_csv  # noqa: E402
 from springtail.models.registry import load_model  # noqa: E402
 from springtail.report.build import ReportConfig, ReportData, build_report  # noqa: E402
-from springtail.runtime import setup_torch  # noqa: E402
-from springtail.store import load_crops  # noqa: E402
+from springtail.common.runtime import setup_torch  # noqa: E402
+from springtail.common.store import load_crops  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

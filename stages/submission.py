@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from springtail.config import load_section
-from springtail.io import read_json, write_csv, write_json
-from springtail.scoring import SubmissionConfig, build_submission, ensemble_metrics, evaluate_predictions
+from springtail.common.config import load_section
+from springtail.common.io import read_json, write_csv, write_json
+from springtail.scoring.metrics import ensemble_metrics, evaluate_predictions
+from springtail.scoring.submission import SubmissionConfig, build_submission
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -9,7 +9,7 @@ import argparse
 import sys
 import time
 
-from springtail.config import load_section
+from springtail.common.config import load_section
 from springtail.synth import SynthConfig, generate
 
 

@@ -16,14 +16,14 @@ from pathlib import Path
 # busy shared CPU was measured ~20x faster (spinning threads starve each other).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from springtail import distributed  # noqa: E402
-from springtail.config import from_section, load_params  # noqa: E402
-from springtail.io import write_json  # noqa: E402
+from springtail.models import distributed  # noqa: E402
+from springtail.common.config import from_section, load_params  # noqa: E402
+from springtail.common.io import write_json  # noqa: E402
 from springtail.models import checkpoint  # noqa: E402
 from springtail.models.registry import create_model  # noqa: E402
-from springtail.runtime import cpu_count, device_name, setup_torch  # noqa: E402
-from springtail.store import load_crops  # noqa: E402
-from springtail.training import TrainConfig, fit_inputs  # noqa: E402
+from springtail.common.runtime import cpu_count, device_name, setup_torch  # noqa: E402
+from springtail.common.store import load_crops  # noqa: E402
+from springtail.models.training import TrainConfig, fit_inputs  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -13,15 +13,15 @@ import pandas as pd
 import pytest
 
 from conftest import REFERENCE
-from springtail.annotations import read_train_annotations
-from springtail.config import from_section
-from springtail.consensus import (
+from springtail.labels.annotations import read_train_annotations
+from springtail.common.config import from_section
+from springtail.labels.consensus import (
     ConsensusConfig, agreement_patterns, dawid_skene, fleiss_kappa, majority, run_consensus,
     strict_majority, unanimous, vote_counts,
 )
-from springtail.labels import competition_idx
-from springtail.policy import ErrorPolicy, SkipLog, TooManySkipped
-from springtail.yolo import AnnotationError
+from springtail.labels.build import competition_idx
+from springtail.common.policy import ErrorPolicy, SkipLog, TooManySkipped
+from springtail.common.yolo import AnnotationError
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -159,7 +159,7 @@ def test_annotation_policy_skip_counts_by_reason(tmp_path):
 
 
 def test_competition_idx_matches_the_real_file():
-    from springtail.yolo import read_annotations
+    from springtail.common.yolo import read_annotations
 
     real = set(pd.read_csv(REFERENCE / "collembola_expert_votes.csv")["idx"])
     made = []
@@ -233,7 +233,7 @@ def test_stage_scores_every_method_against_a_truth_file(tmp_path):
 
 
 def test_settle_rounds_and_breaks_last_bit_ties_towards_the_lowest_class():
-    from springtail.consensus import Consensus, settle
+    from springtail.labels.consensus import Consensus, settle
 
     proba = np.zeros((2, 9))
     proba[0, [2, 5]] = [0.5 - 1e-16, 0.5 + 1e-16]  # a tie up to rounding noise: 5 wins unrounded
@@ -250,7 +250,7 @@ def test_settle_rounds_and_breaks_last_bit_ties_towards_the_lowest_class():
 def test_boxes_without_truth_are_counted_not_fatal():
     import pandas as pd
 
-    from springtail.labels import truth_scores
+    from springtail.labels.build import truth_scores
 
     boxes = pd.DataFrame({"image_id": ["a", "a", "b"], "line": [1, 2, 1],
                           "v1": [3, 3, 1], "v2": [3, 3, 1], "v3": [3, 2, 1], "v4": [3, 3, 1]})

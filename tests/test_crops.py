@@ -12,13 +12,13 @@ import pytest
 import yaml
 from PIL import Image
 
-from springtail.config import from_section, to_dict
-from springtail.crops import CropsConfig, atomic_directory, build_crops
-from springtail.decode import draft_factor, image_size, load_rgb, render_square
-from springtail.folds import assign_folds
-from springtail.policy import DataError, ErrorPolicy, SkipLog, TooManySkipped
-from springtail.regions import iou, sample_background
-from springtail.store import load_crops
+from springtail.common.config import from_section, to_dict
+from springtail.crops.build import CropsConfig, atomic_directory, build_crops
+from springtail.common.decode import draft_factor, image_size, load_rgb, render_square
+from springtail.crops.folds import assign_folds
+from springtail.common.policy import DataError, ErrorPolicy, SkipLog, TooManySkipped
+from springtail.crops.regions import iou, sample_background
+from springtail.common.store import load_crops
 
 GREY, RED = (128, 128, 128), (220, 30, 30)
 RECT = (512, 256, 768, 512)  # x0, y0, x1, y1: a 256 px red square, on the 8 px JPEG grid

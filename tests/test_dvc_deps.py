@@ -78,5 +78,54 @@ def test_deps_cover_every_imported_module(name):
 
 def test_a_removed_dep_is_caught():
     stage = dict(stages()["crops"])
-    stage["deps"] = [d for d in stage["deps"] if d != "src/springtail/store.py"]
-    assert "src/springtail/store.py" in uncovered(stage)
+    stage["deps"] = [d for d in stage["deps"] if d != "src/springtail/common"]
+    assert "src/springtail/common/store.py" in uncovered(stage)
+
+
+def subpackage_imports() -> dict[str, set[str]]:
+    """For each subpackage of springtail, the other subpackages its modules import."""
+    found: dict[str, set[str]] = {}
+    for path in (SRC / "springtail").rglob("*.py"):
+        parts = path.relative_to(SRC / "springtail").parts
+        if len(parts) < 2:
+            continue
+        own = parts[0]
+        for file in imported_files(path):
+            rel = file.relative_to(SRC / "springtail").parts
+            if len(rel) > 1 and rel[0] != own:
+                found.setdefault(own, set()).add(rel[0])
+    return found
+
+
+def test_subpackages_have_no_import_cycles():
+    """common is the base layer; no two subpackages import each other, directly or through others."""
+    graph = subpackage_imports()
+    assert "common" not in graph, f"common imports {graph.get('common')}"
+
+    def reachable(start: str) -> set[str]:
+        seen, todo = set(), [start]
+        while todo:
+            for nxt in graph.get(todo.pop(), ()):
+                if nxt not in seen:
+                    seen.add(nxt)
+                    todo.append(nxt)
+        return seen
+
+    cyclic = sorted(pkg for pkg in graph if pkg in reachable(pkg))
+    assert not cyclic, f"import cycles through {cyclic}: {graph}"
+
+
+def test_no_module_import_cycles():
+    """Module level too: no project module reaches itself through its imports."""
+    modules = [p for p in (SRC / "springtail").rglob("*.py") if p.name != "__init__.py"]
+    cyclic = []
+    for path in modules:
+        seen, todo = set(), [path]
+        while todo:
+            for file in imported_files(todo.pop()):
+                if file.name != "__init__.py" and file not in seen:
+                    seen.add(file)
+                    todo.append(file)
+        if path in seen:
+            cyclic.append(str(path.relative_to(SRC)))
+    assert not cyclic, f"modules that import themselves through others: {cyclic}"

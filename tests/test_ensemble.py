@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from springtail.ensemble import (EnsembleConfig, MeanEnsemble, PerClassF1Ensemble, StackingEnsemble,
+from springtail.scoring.ensemble import (EnsembleConfig, MeanEnsemble, PerClassF1Ensemble, StackingEnsemble,
                                  build_ensemble, inner_splits, out_of_fold)
 
 PROBS = [f"p{c}" for c in range(9)]

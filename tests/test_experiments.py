@@ -80,7 +80,7 @@ def test_queued_experiment_runs_and_shows_its_metrics(tiny_repo):
 
 
 def _crop_side(repo: Path) -> int:
-    from springtail.store import load_crops
+    from springtail.common.store import load_crops
 
     images, _ = load_crops(repo / "data" / "processed" / "crops", "train")
     return images.shape[1]

@@ -23,8 +23,8 @@ import pytest
 import yaml
 
 from conftest import copy_repo, run, tool_env
-from springtail.io import atomic_directory, atomic_path, remove_stale
-from springtail.store import load_crops
+from springtail.common.io import atomic_directory, atomic_path, remove_stale
+from springtail.common.store import load_crops
 
 CROPS = Path("data/processed/crops")
 METRICS = Path("metrics/crops.json")
@@ -142,7 +142,7 @@ def test_sigterm_unwinds_and_removes_temporaries(tmp_path):
     script = (
         "import os, signal, sys\n"
         "from pathlib import Path\n"
-        "from springtail.io import atomic_directory, atomic_path, terminate_cleanly\n"
+        "from springtail.common.io import atomic_directory, atomic_path, terminate_cleanly\n"
         "out = Path(sys.argv[1])\n"
         "with terminate_cleanly(), atomic_directory(out / 'crops') as d, "
         "atomic_path(out / 'm.json') as f:\n"

@@ -13,7 +13,7 @@ from safetensors.torch import save_file
 from springtail.models.cnn_xgb import balance, expand_soft
 from springtail.models.registry import MODELS, create_model, load_model
 from springtail.models.weights import PretrainedUnavailableError, create_net, read_state_dict
-from springtail.training import TrainConfig
+from springtail.models.training import TrainConfig
 
 SIZE = 32
 # One tiny section per registered model: a new model must add its own here.

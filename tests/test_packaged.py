@@ -14,7 +14,7 @@ from springtail.models import packaged
 from springtail.models.registry import create_model
 from springtail.models.timm_net import pretrained_names
 from springtail.models.weights import IMAGENET_NORM, PretrainedUnavailableError, create_net
-from springtail.training import TrainConfig, make_optimizer
+from springtail.models.training import TrainConfig, make_optimizer
 
 skimage_data = pytest.importorskip("skimage.data")
 

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from conftest import REPO
-from springtail.crops import CropsConfig
+from springtail.crops.build import CropsConfig
 from springtail.models.cnn_xgb import CnnXgbConfig
 from springtail.models.timm_net import HybridConfig, VitConfig
 
@@ -44,7 +44,7 @@ def test_tiny_params_have_the_default_keys():
 
 
 def test_errors_name_the_params_file_actually_read(tmp_path):
-    from springtail.config import load_section
+    from springtail.common.config import load_section
 
     path = tmp_path / "variant.yaml"
     path.write_text("crops:\n  crop_px: 64\n  sise: 3\n", encoding="utf-8")

@@ -18,7 +18,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from springtail.yolo import read_annotations
+from springtail.common.yolo import read_annotations
 
 REPO = Path(__file__).resolve().parents[1]
 WIDTH, HEIGHT = 3072, 2048

@@ -18,9 +18,9 @@ import torch
 import yaml
 
 from conftest import browse, run
-from springtail.classes import CODES, N_CLASSES
-from springtail.config import from_section
-from springtail.plots import STAGES, class_distribution, per_class_f1_long
+from springtail.common.classes import CODES, N_CLASSES
+from springtail.common.config import from_section
+from springtail.report.plots import STAGES, class_distribution, per_class_f1_long
 from springtail.report import gallery, gradcam
 from springtail.report.build import ReportConfig, ReportData, build_report
 from springtail.report.html import Card, Section, grid, page

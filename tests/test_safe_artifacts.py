@@ -16,8 +16,8 @@ import torch
 
 from corpus import REPO
 from springtail.models.registry import create_model, load_model
-from springtail.store import ShardWriter, load_crops, write_index
-from springtail.training import TrainConfig
+from springtail.common.store import ShardWriter, load_crops, write_index
+from springtail.models.training import TrainConfig
 
 SOURCES = sorted([*(REPO / "src").rglob("*.py"), *(REPO / "stages").glob("*.py")])
 UNSAFE_MODULES = {"pickle", "cPickle", "_pickle", "dill", "cloudpickle", "joblib", "shelve",

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from springtail.scoring import build_submission, check_submission
+from springtail.scoring.submission import build_submission, check_submission
 
 REPO = Path(__file__).resolve().parents[1]
 PROBS = [f"p{c}" for c in range(9)]

@@ -21,8 +21,8 @@ import pytest
 import yaml
 from PIL import Image
 
-from springtail.config import load_section
-from springtail.consensus import strict_majority
+from springtail.common.config import load_section
+from springtail.labels.consensus import strict_majority
 from springtail.synth import SynthConfig, generate
 from springtail.synth.layout import box_counts, plan_test, plan_train
 from springtail.synth.reference import (
@@ -34,7 +34,7 @@ from springtail.synth.votes import (
     PATTERNS, VoteModel, agreement_pattern, simulate_votes, truth_prior,
     vote_statistics,
 )
-from springtail.yolo import read_annotations
+from springtail.common.yolo import read_annotations
 
 REAL_BOXES = sum(AGREEMENT_COUNTS.values())  # 1,396
 TINY = SynthConfig(seed=3, n_train=10, n_test=14, width=384, height=256, workers=1)

@@ -17,8 +17,8 @@ import yaml
 
 from springtail.models.augment import dihedral, jitter, prepare_batch, random_dihedral, to_chw
 from springtail.models.registry import create_model
-from springtail.store import ShardWriter, load_crops, write_index
-from springtail.training import (TrainConfig, class_weights, fit_inputs, make_targets,
+from springtail.common.store import ShardWriter, load_crops, write_index
+from springtail.models.training import (TrainConfig, class_weights, fit_inputs, make_targets,
                                  soft_cross_entropy, warmup_cosine)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -126,7 +126,7 @@ def test_batch_pipeline_normalises_and_jitters_within_range():
 
 
 def test_fit_inputs_split_by_fold(tmp_path):
-    from springtail.store import load_crops
+    from springtail.common.store import load_crops
 
     images, index = load_crops(write_crops(tmp_path), "train")
     inputs = fit_inputs(images, index, val_fold=1)
@@ -150,7 +150,7 @@ def test_best_epoch_weights_are_kept_and_training_is_seeded():
     history = model.result_.history
     f1s = [h["val_macro_f1"] for h in history]
     assert model.result_.best_epoch == int(np.argmax(f1s)) + 1
-    from springtail.scoring import macro_f1
+    from springtail.common.f1 import macro_f1
 
     y_val = (np.arange(45) % 9)[27:]
     assert macro_f1(y_val, model.predict(X[27:])) == pytest.approx(max(f1s))
@@ -219,7 +219,7 @@ def train_in_subprocess(tmp_path: Path, crops: Path, name: str, nproc: int) -> d
 def test_distributed_training_under_torchrun(tmp_path):
     """2 processes (DDP, gloo) train a checkpoint that loads and scores like 1 process's."""
     from springtail.models.registry import load_model
-    from springtail.scoring import macro_f1
+    from springtail.common.f1 import macro_f1
 
     crops = write_crops(tmp_path / "crops")
     one = train_in_subprocess(tmp_path, crops, "one", nproc=1)

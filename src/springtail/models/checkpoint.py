@@ -12,7 +12,7 @@ import torch
 import yaml
 from safetensors.torch import load_file, save_file
 
-from springtail.io import atomic_path
+from springtail.common.io import atomic_path
 
 CONFIG = "config.yaml"
 SUMMARY = "summary.json"

@@ -18,14 +18,14 @@ import torch
 import xgboost as xgb
 from sklearn.base import BaseEstimator
 
-from springtail.classes import N_CLASSES
-from springtail.config import from_section, to_dict
-from springtail.io import atomic_path, write_yaml
+from springtail.common.classes import N_CLASSES
+from springtail.common.config import from_section, to_dict
+from springtail.common.io import atomic_path, write_yaml
 from springtail.models import checkpoint
 from springtail.models.inference import feature_head, forward_views
 from springtail.models.timm_net import NetConfig, TimmClassifier, norm_of
-from springtail.scoring import macro_f1
-from springtail.training import TrainConfig
+from springtail.common.f1 import macro_f1
+from springtail.models.training import TrainConfig
 
 BOOSTER = "model.ubj"  # XGBoost's native binary JSON
 

@@ -10,8 +10,8 @@ import numpy as np
 import torch
 
 from springtail.models.augment import N_DIHEDRAL, dihedral, prepare_batch, to_chw
-from springtail.runtime import device_name
-from springtail.classes import PROB_COLUMNS
+from springtail.common.runtime import device_name
+from springtail.common.classes import PROB_COLUMNS
 
 __all__ = ["PredictConfig", "Runtime", "forward_views", "softmax_head", "feature_head"]
 

@@ -17,11 +17,11 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from springtail.config import from_section
+from springtail.common.config import from_section
 from springtail.models import checkpoint
 from springtail.models.cnn_xgb import CnnXgbClassifier, CnnXgbConfig
 from springtail.models.timm_net import HybridConfig, NetConfig, TimmClassifier, VitConfig
-from springtail.training import TrainConfig
+from springtail.models.training import TrainConfig
 
 
 class Classifier(Protocol):

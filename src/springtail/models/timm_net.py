@@ -15,14 +15,14 @@ from timm.models import FeatureListNet
 from timm.models.vision_transformer import VisionTransformer
 from timm.models.vision_transformer_hybrid import HybridEmbed
 
-from springtail.classes import CODES, N_CLASSES
-from springtail.config import from_section, to_dict
-from springtail.io import write_yaml
+from springtail.common.classes import CODES, N_CLASSES
+from springtail.common.config import from_section, to_dict
+from springtail.common.io import write_yaml
 from springtail.models import checkpoint
 from springtail.models.augment import to_chw
 from springtail.models.inference import Runtime, forward_views, softmax_head
 from springtail.models.weights import WeightsReport, create_net
-from springtail.training import FitResult, TrainConfig, fit_network, make_targets
+from springtail.models.training import FitResult, TrainConfig, fit_network, make_targets
 
 
 @dataclass(frozen=True)
@@ -106,7 +106,7 @@ def _or(value, default):
 
 
 class TimmClassifier(BaseEstimator):
-    """A timm network trained with ``springtail.training.fit_network``.
+    """A timm network trained with ``springtail.models.training.fit_network``.
 
     Args:
         config: the model's params section. train: the ``train`` section.

@@ -9,9 +9,9 @@ from html import escape
 import numpy as np
 import pandas as pd
 
-from springtail.annotations import VOTE_COLUMNS
-from springtail.classes import CODES, PROB_COLUMNS
-from springtail.plots import class_distribution, per_class_f1_long
+from springtail.labels.annotations import VOTE_COLUMNS
+from springtail.common.classes import CODES, PROB_COLUMNS
+from springtail.report.plots import class_distribution, per_class_f1_long
 from springtail.report import gallery, gradcam
 from springtail.report.html import Card, Section, cam_rows, facts, grid, groups, page, wide_table
 from springtail.report.images import data_uri, is_flat, overlay

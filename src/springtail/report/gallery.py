@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from springtail.annotations import VOTE_COLUMNS
-from springtail.classes import PROB_COLUMNS
+from springtail.labels.annotations import VOTE_COLUMNS
+from springtail.common.classes import PROB_COLUMNS
 
 
 def _shuffled(table: pd.DataFrame, seed: int) -> pd.DataFrame:

@@ -10,28 +10,25 @@
     synthesize.yaml                  the resolved configuration
 
 Everything is written into a hidden temporary directory beside the output and
-renamed into place at the end, so a killed run never leaves a complete-looking
-data set. Workers render items independently and stream them to disk; only
+renamed into place at the end (``io.atomic_directory``), so a killed run never leaves a
+complete-looking data set. Workers render items independently and stream them to disk; only
 the small per-box table is gathered.
 """
 
 from __future__ import annotations
 
-import multiprocessing
-import shutil
-import tempfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from springtail.config import to_dict
-from springtail.io import write_csv, write_yaml
-from springtail.runtime import cpu_count
+from springtail.common.config import to_dict
+from springtail.common.io import atomic_directory, write_csv, write_yaml
+from springtail.common.runtime import cpu_count, ordered_map
 from springtail.synth.layout import TestItem, TrainItem, plan_test, plan_train
 from springtail.synth.render import render_test, render_train
-from springtail.yolo import Box, format_line
+from springtail.common.yolo import Box, format_line
 
 
 @dataclass(frozen=True)
@@ -77,15 +74,6 @@ def _write(job: tuple[TrainItem | TestItem, SynthConfig, str]) -> list[tuple[str
     return [(item.image_id, line, truth) for line, truth in enumerate(item.truth, start=1)]
 
 
-def _run(fn: Callable, jobs: Iterable, workers: int) -> Iterator:
-    """``map(fn, jobs)`` in order, over ``workers`` processes (1: in this process)."""
-    if workers == 1:
-        yield from map(fn, jobs)
-        return
-    with multiprocessing.get_context("spawn").Pool(workers) as pool:
-        yield from pool.imap(fn, jobs, chunksize=2)
-
-
 def _tables(train_rows: list[tuple[str, int, int]], tests: list[TestItem]) -> dict[str, pd.DataFrame]:
     """The CSV files of the data set, by name."""
     return {
@@ -111,38 +99,19 @@ def generate(cfg: SynthConfig, out: str | Path,
     Returns:
         the output directory.
     """
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     workers = cfg.workers or cpu_count()
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    tmp.chmod(0o755)  # mkdtemp makes it private; the data set is not
-    try:
+    with atomic_directory(out) as tmp:
         (tmp / "train").mkdir()
         (tmp / "test").mkdir()
         trains = plan_train(cfg.seed, cfg.n_train)
         tests = plan_test(cfg.seed, cfg.n_test, cfg.test_background)
         rows: list[tuple[str, int, int]] = []
         jobs = [(item, cfg, str(tmp)) for item in [*trains, *tests]]
-        for done, result in enumerate(_run(_write, jobs, workers), start=1):
+        for done, result in enumerate(ordered_map(_write, jobs, workers), start=1):
             rows.extend(result)
             if progress:
                 progress(done, len(jobs))
         for name, table in _tables(rows, tests).items():
             write_csv(tmp / name, table)
         write_yaml(tmp / "synthesize.yaml", to_dict(cfg))
-        _replace_dir(tmp, out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
-    return out
-
-
-def _replace_dir(new: Path, target: Path) -> None:
-    """Move ``new`` to ``target``, removing an old ``target`` only after the move is staged."""
-    if target.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
-        target.rename(old / target.name)
-        new.rename(target)
-        shutil.rmtree(old)
-    else:
-        new.rename(target)
+    return Path(out)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from springtail.classes import BACKGROUND, N_CLASSES
+from springtail.common.classes import BACKGROUND, N_CLASSES
 from springtail.synth.reference import MULTI_BOX_SAME_CLASS, PROJECTS, boxes_per_image_prior
 from springtail.synth.votes import VoteModel, simulate_votes, truth_prior
 

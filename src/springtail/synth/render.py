@@ -13,7 +13,7 @@ import math
 import numpy as np
 from PIL import Image
 
-from springtail.classes import BACKGROUND
+from springtail.common.classes import BACKGROUND
 from springtail.synth import scene
 from springtail.synth.draw import Drawn, draw_specimen
 from springtail.synth.layout import TEST_STREAM, TRAIN_STREAM, TestItem, TrainItem, stream

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from springtail.classes import BACKGROUND, N_CLASSES, N_EXPERTS
+from springtail.common.classes import BACKGROUND, N_CLASSES, N_EXPERTS
 from springtail.synth.reference import MAJORITY_COUNTS, POOLED_CONFUSION
 
 PATTERNS = ("4", "3-1", "2-2", "2-1-1", "1-1-1-1")

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from springtail.policy import DataError
+from springtail.common.policy import DataError
 
 Region = tuple[float, float, float, float]  # (x0, y0, x1, y1), full-resolution pixels
 DRAFT_FACTORS = (8, 4, 2, 1)  # JPEG DCT scaling: 1/8, 1/4, 1/2, full

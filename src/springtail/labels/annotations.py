@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from springtail.classes import N_EXPERTS
-from springtail.policy import SkipLog
-from springtail.yolo import (
+from springtail.common.classes import N_EXPERTS
+from springtail.common.policy import SkipLog
+from springtail.common.yolo import (
     AnnotationError, Box, decode_text, is_blank, parse_line, read_annotations, read_bytes,
     split_lines,
 )

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.special import logsumexp
 
-from springtail.classes import N_CLASSES
+from springtail.common.classes import N_CLASSES
 
 METHODS = ("unanimous", "majority", "dawid_skene")
 TIE_BREAKS = ("drop", "lowest_class")

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from springtail.io import atomic_path, read_npy, write_csv, write_npy
+from springtail.common.io import atomic_path, read_npy, write_csv, write_npy
 
 SPLITS = ("train", "test")
 

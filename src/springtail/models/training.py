@@ -2,7 +2,7 @@
 
 ``fit_network`` takes uint8 crops already in memory and returns the best
 epoch's weights; it knows nothing about files. The epoch loop works the same
-in one process or under DistributedDataParallel (see ``springtail.distributed``):
+in one process or under DistributedDataParallel (see ``springtail.models.distributed``):
 each rank draws the same seeded permutation and takes its own share of it.
 """
 
@@ -19,11 +19,11 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from springtail import distributed
-from springtail.classes import N_CLASSES, PROB_COLUMNS
+from springtail.models import distributed
+from springtail.common.classes import N_CLASSES, PROB_COLUMNS
 from springtail.models.augment import prepare_batch
 from springtail.models.inference import Runtime, forward_views, softmax_head
-from springtail.scoring import macro_f1
+from springtail.common.f1 import macro_f1
 
 
 @dataclass(frozen=True)

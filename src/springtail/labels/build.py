@@ -14,9 +14,9 @@ from collections import Counter
 import numpy as np
 import pandas as pd
 
-from springtail.annotations import VOTE_COLUMNS
-from springtail.classes import CODES, N_CLASSES, PROB_COLUMNS
-from springtail.consensus import (
+from springtail.labels.annotations import VOTE_COLUMNS
+from springtail.common.classes import CODES, N_CLASSES, PROB_COLUMNS
+from springtail.labels.consensus import (
     PATTERNS, Consensus, ConsensusConfig, agreement_patterns, compare_methods,
     fleiss_kappa, run_consensus, strict_majority, vote_counts,
 )

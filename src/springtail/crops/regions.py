@@ -10,7 +10,7 @@ import hashlib
 
 import numpy as np
 
-from springtail.yolo import Box
+from springtail.common.yolo import Box
 
 PixelBox = tuple[int, int, int, int]
 

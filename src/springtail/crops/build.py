@@ -1,7 +1,7 @@
 """Training and test crops: boxes and background squares to square uint8 arrays.
 
 Each kept box is cut with a context margin, centred in a square padded with
-its mean colour (see :func:`springtail.decode.render_square`) and resized to
+its mean colour (see :func:`springtail.common.decode.render_square`) and resized to
 ``crop_px``; background (FOND, class 8) squares sized like the image's crop
 regions are sampled where they overlap no box; every test crop goes through the
 same pad-to-square and resize. Images are decoded in worker processes, in
@@ -10,91 +10,28 @@ sorted order, and the crops are streamed into shards (bounded memory).
 
 from __future__ import annotations
 
-import ctypes
 import functools
-import multiprocessing
 import resource
-import signal
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from springtail.classes import CODES, PROB_COLUMNS
-from springtail.config import to_dict
-from springtail.cutting import crop_image, crop_test_image
-from springtail.folds import assign_folds
-from springtail.io import atomic_directory, write_yaml
-from springtail.policy import DataError, SkipLog
-from springtail.runtime import cpu_count
-from springtail.store import ShardWriter, write_index
+from springtail.common.classes import CODES, PROB_COLUMNS
+from springtail.common.config import to_dict
+from springtail.crops.cutting import CropsConfig, crop_image, crop_test_image
+from springtail.crops.folds import assign_folds
+from springtail.common.io import atomic_directory, write_yaml
+from springtail.common.policy import DataError, SkipLog
+from springtail.common.runtime import cpu_count, ordered_map
+from springtail.common.store import ShardWriter, write_index
 
 LABEL_COLUMNS = ("image_id", "line", "xc", "yc", "w", "h", "label", "keep", *PROB_COLUMNS)
-PR_SET_PDEATHSIG = 1  # prctl option: the signal a process gets when its parent dies
 TRAIN_COLUMNS = ("crop_id", "image_id", "line", "source", "label", *PROB_COLUMNS,
                  "fold", "x0", "y0", "x1", "y1")
-
-
-@dataclass(frozen=True)
-class CropsConfig:
-    """The ``crops`` section of ``params.yaml``."""
-
-    crop_px: int = 96  # side of the square crop, pixels (not `size`: DVC's run-cache ignores that key)
-    margin: float = 0.1  # context around each box, fraction of its longer side
-    background_per_image: float = 0.3  # background crops per training image, on average
-    background_iou_max: float = 0.0  # largest IoU of a background square with any box
-    n_folds: int = 5  # validation folds, grouped by source image
-    seed: int = 0  # background sampling and fold assignment
-    shard_size: int = 4096  # crops per .npy shard
-    workers: int = 0  # decoding processes; 0 = one per CPU this process may use
-    draft: bool = True  # decode JPEGs at 1/2..1/8 scale when every crop stays >= crop_px
-
-    def __post_init__(self) -> None:
-        if self.crop_px < 8 or self.shard_size < 1 or self.workers < 0:
-            raise ValueError("params.yaml: crops needs crop_px >= 8, shard_size >= 1, workers >= 0")
-        if self.margin < 0 or self.background_per_image < 0:
-            raise ValueError("params.yaml: crops.margin and background_per_image must be >= 0")
-        if not 0.0 <= self.background_iou_max < 1.0:
-            raise ValueError("params.yaml: crops.background_iou_max must be in [0, 1)")
-
-
-def _worker_setup() -> None:
-    """Pool workers ignore SIGINT and SIGTERM and die with their parent.
-
-    Ctrl-C or a SIGTERM sent to the whole process group must stop the stage
-    through the parent alone: it unwinds (removing its temporary output) and
-    shuts the pool down. A worker killed by the signal itself could die holding
-    a queue lock and hang the parent's shutdown. If the parent is killed
-    outright (SIGKILL, the OOM killer), Linux kills the workers too.
-    """
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    if sys.platform.startswith("linux"):
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-
-
-def ordered_map(fn: Callable, jobs: Iterable, workers: int) -> Iterator:
-    """``map(fn, jobs)`` in order, over ``workers`` processes when > 1.
-
-    When the consumer stops early (an error, a signal) pending jobs are cancelled
-    and the running ones finish before the pool closes. The output does not
-    depend on ``workers``: results come back in job order.
-    """
-    if workers <= 1:
-        yield from map(fn, jobs)
-        return
-    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
-                               initializer=_worker_setup)
-    try:
-        yield from pool.map(fn, jobs, chunksize=2)
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def bind(fn: Callable, config: CropsConfig) -> Callable:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from springtail.config import from_section, load_params
+from springtail.common.config import from_section, load_params
 
 POLICIES = ("fail", "skip")
 POLICY_KEYS = ("on_error", "max_skipped")  # the data.* keys a stage declares in dvc.yaml
@@ -24,7 +24,7 @@ class DataError(ValueError):
     """A bad input file or record; the message names the file and what was expected.
 
     ``reason`` is a short machine-readable kind, counted in metrics (the same
-    attribute as :class:`springtail.yolo.AnnotationError`).
+    attribute as :class:`springtail.common.yolo.AnnotationError`).
     """
 
     def __init__(self, path: str | Path, message: str, reason: str):

@@ -35,7 +35,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from springtail.classes import N_CLASSES, N_EXPERTS
+from springtail.common.classes import N_CLASSES, N_EXPERTS
 
 MAX_PROJECT_TOKENS = 5  # the real files' project names have 1 to 5 tokens
 _FIELD_SEP = re.compile(r"[ \t\v\f]+")  # ASCII blanks only: other characters stay in the project

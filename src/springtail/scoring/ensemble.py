@@ -21,8 +21,8 @@ import pandas as pd
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedGroupKFold
 
-from springtail.classes import CODES, N_CLASSES, PROB_COLUMNS
-from springtail.scoring import macro_f1, per_class_f1
+from springtail.common.classes import CODES, N_CLASSES, PROB_COLUMNS
+from springtail.common.f1 import macro_f1, per_class_f1
 
 
 def _normalise(probs: np.ndarray) -> np.ndarray:

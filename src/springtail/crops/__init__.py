@@ -1,0 +1,1 @@
+"""The crops stage: square crops of every box (and of background) with their folds."""

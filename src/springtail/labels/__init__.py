@@ -1,0 +1,1 @@
+"""The consensus stage: expert annotations in, one label per box out."""

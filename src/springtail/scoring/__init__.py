@@ -1,0 +1,1 @@
+"""Scoring stages: per-model evaluation, the weighted ensemble and the submission file."""
