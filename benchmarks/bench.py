@@ -56,8 +56,8 @@ import numpy as np  # noqa: E402
 from benchmarks import data, machine, naive, nets, repro, timing  # noqa: E402
 from benchmarks.table import render  # noqa: E402
 from springtail.common.config import load_params  # noqa: E402
-from springtail.models.timm_net import norm_of  # noqa: E402
 from springtail.common.runtime import setup_torch  # noqa: E402
+from springtail.models.timm_net import norm_of  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SECTIONS = ("matmul", "synth", "crops", "models", "repro")

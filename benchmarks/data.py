@@ -10,13 +10,14 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from springtail.labels.annotations import read_train_annotations
 from springtail.common.config import from_section
-from springtail.labels.consensus import ConsensusConfig
-from springtail.crops.build import CropsConfig, check_labels, train_jobs
-from springtail.crops.cutting import crop_image
-from springtail.labels.build import build_labels
 from springtail.common.policy import ErrorPolicy, SkipLog
+from springtail.crops.build import check_labels, train_jobs
+from springtail.crops.cutting import CropsConfig
+from springtail.crops.cutting import crop_image
+from springtail.labels.annotations import read_train_annotations
+from springtail.labels.build import build_labels
+from springtail.labels.consensus import ConsensusConfig
 from springtail.synth import SynthConfig, generate
 
 
@@ -89,7 +90,7 @@ def subset_dir(raw_dir: Path, out: Path, n: int) -> Path:
 
 def crop_jobs(raw_dir: Path, params: dict, n: int) -> list[tuple[str, str, list[dict]]]:
     """The crops stage's jobs for the first ``n`` images: consensus labels made by the library."""
-    boxes, _ = read_train_annotations(raw_dir, SkipLog(ErrorPolicy()))
+    boxes, _ = read_train_annotations(raw_dir, SkipLog(ErrorPolicy("fail", 0)))
     labels, _ = build_labels(boxes, from_section(ConsensusConfig, params.get("consensus"), "consensus"))
     return train_jobs(check_labels(labels), raw_dir / "train")[:n]
 

@@ -41,9 +41,9 @@ import torch  # noqa: E402
 from benchmarks import data, machine, naive, nets, timing  # noqa: E402
 from springtail import training  # noqa: E402
 from springtail.common.config import load_params  # noqa: E402
+from springtail.common.runtime import setup_torch  # noqa: E402
 from springtail.models.inference import Runtime  # noqa: E402
 from springtail.models.timm_net import norm_of  # noqa: E402
-from springtail.common.runtime import setup_torch  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 VARIANTS = ("naive", "default", "nchw", "bs64", "fused_adamw", "compile", "nchw_compile", "compile_bs64", "bf16")

@@ -8,8 +8,8 @@ import time
 
 import torch
 
-from springtail.models.inference import native_bf16_cpu
 from springtail.common.runtime import cpu_count
+from springtail.models.inference import native_bf16_cpu
 
 
 def cpu_model() -> str:

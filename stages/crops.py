@@ -12,9 +12,10 @@ from pathlib import Path
 import pandas as pd
 
 from springtail.common.config import load_section
-from springtail.crops.build import CropsConfig, build_crops
 from springtail.common.io import terminate_cleanly, write_json
-from springtail.common.policy import SkipLog, load_policy
+from springtail.common.policy import POLICY_KEYS, ErrorPolicy, SkipLog
+from springtail.crops.build import build_crops
+from springtail.crops.cutting import CropsConfig
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -30,7 +31,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     config = load_section(CropsConfig, "crops", args.params)
-    log = SkipLog(load_policy(args.params))
+    log = SkipLog(load_section(ErrorPolicy, "data", args.params, POLICY_KEYS))
     labels = pd.read_csv(args.labels, dtype={"image_id": str})
     metrics = build_crops(args.raw_dir, labels, args.out, config, log)
     write_json(args.metrics, metrics)

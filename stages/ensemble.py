@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from springtail.common.config import load_params, load_section
-from springtail.scoring.ensemble import EnsembleConfig, build_ensemble
+from springtail.common.config import load_models, load_section
 from springtail.common.io import write_csv, write_json
+from springtail.scoring.ensemble import EnsembleConfig, build_ensemble
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -28,11 +28,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    params = load_params(args.params)
     config = load_section(EnsembleConfig, "ensemble", args.params)
-    models = params.get("models")
-    if not isinstance(models, list) or not models:
-        raise ValueError(f"{args.params}: `models` must be a non-empty list of model names")
+    models = load_models(args.params)
     vals = {m: pd.read_csv(args.predictions / m / "val.csv", dtype={"image_id": str}) for m in models}
     tests = {m: pd.read_csv(args.predictions / m / "test.csv", dtype={"idx": str}) for m in models}
     result = build_ensemble(vals, tests, config)

@@ -16,11 +16,12 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from springtail.common.config import load_section  # noqa: E402
 from springtail.common.io import write_csv  # noqa: E402
-from springtail.models import checkpoint  # noqa: E402
-from springtail.models.inference import PredictConfig, prediction_table  # noqa: E402
-from springtail.models.registry import load_model  # noqa: E402
 from springtail.common.runtime import setup_torch  # noqa: E402
-from springtail.common.store import load_crops  # noqa: E402
+from springtail.common.store import load_crops, prediction_table  # noqa: E402
+from springtail.models import checkpoint  # noqa: E402
+from springtail.models.inference import PredictConfig  # noqa: E402
+from springtail.models.registry import load_model  # noqa: E402
+from springtail.models.training import validation_mask  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -45,7 +46,7 @@ def main(argv: list[str] | None = None) -> None:
     if images.shape[1] != trained["crop_size"]:
         raise ValueError(f"{args.crops}: crops are {images.shape[1]} px but {args.checkpoint} was "
                          f"trained on {trained['crop_size']} px (re-run train)")
-    val = (index["fold"] == trained["val_fold"]).to_numpy()
+    val = validation_mask(index, trained["val_fold"])
     kwargs = {"tta": config.tta, "batch_size": config.batch_size}
     val_probs = model.predict_proba(images[val], **kwargs)
     write_csv(args.out / "val.csv",

@@ -15,15 +15,13 @@ from pathlib import Path
 # Before torch loads OpenMP: idle threads sleep rather than spin (see stages/train.py).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-import pandas as pd  # noqa: E402
 import yaml  # noqa: E402
 
-from springtail.common.config import from_section, load_params, to_dict  # noqa: E402
-from springtail.common.io import atomic_path, read_json, write_csv  # noqa: E402
-from springtail.models.registry import load_model  # noqa: E402
-from springtail.report.build import ReportConfig, ReportData, build_report  # noqa: E402
+from springtail.common.config import load_models, load_section, to_dict  # noqa: E402
+from springtail.common.io import atomic_path, write_csv  # noqa: E402
 from springtail.common.runtime import setup_torch  # noqa: E402
-from springtail.common.store import load_crops  # noqa: E402
+from springtail.models.registry import load_model  # noqa: E402
+from springtail.report.build import ReportConfig, ReportData, build_report, explained_models  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -41,24 +39,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    params = load_params(args.params)
-    config = from_section(ReportConfig, params.get("report"), "report", args.params)
-    models = params.get("models")
-    if not isinstance(models, list) or not models:
-        raise ValueError(f"{args.params}: `models` must be a non-empty list of model names")
-    explained = list(config.cam_models if config.cam_models is not None else models)
-    unknown = [m for m in explained if m not in models]
-    if unknown:
-        raise ValueError(f"params.yaml: report.cam_models {unknown} not in `models` ({', '.join(models)})")
+    config = load_section(ReportConfig, "report", args.params)
+    models = load_models(args.params)
+    explained = explained_models(config, models, args.params)
     setup_torch()
-    crops, train_index = load_crops(args.crops, "train")
-    test_crops, test_index = load_crops(args.crops, "test")
-    read = {"dtype": {"image_id": str, "idx": str}}
-    data = ReportData(
-        crops, train_index, test_crops, test_index, pd.read_csv(args.labels, **read),
-        {m: pd.read_csv(args.predictions / m / "val.csv", **read) for m in models},
-        pd.read_csv(args.ensemble / "val.csv", **read), pd.read_csv(args.ensemble / "test.csv", **read),
-        read_json(args.ensemble / "weights.json"))
+    data = ReportData.read(args.crops, args.labels, args.predictions, args.ensemble, models)
     settings = yaml.safe_dump({"report": to_dict(config), "models": models}, sort_keys=False)
     report = build_report(data, {m: load_model(args.models_dir / m) for m in explained}, config, settings)
     with atomic_path(args.out) as tmp:

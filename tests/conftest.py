@@ -21,6 +21,23 @@ BIN = Path(sys.executable).parent  # the virtualenv's bin: python, dvc, torchrun
 REFERENCE = REPO / "tests" / "data" / "reference"
 
 
+def params_config(cls, section: str, params: str = "params.yaml", **overrides):
+    """Section ``section`` of the repository's params file as ``cls``, with ``overrides``:
+    the configs have no defaults of their own, params.yaml holds them."""
+    import dataclasses
+
+    from springtail.common.config import load_section
+
+    return dataclasses.replace(load_section(cls, section, REPO / params), **overrides)
+
+
+def model_section(name: str, **overrides) -> dict:
+    """params.yaml's section of model ``name`` with ``overrides`` (a tiny test network, ...)."""
+    import yaml
+
+    return yaml.safe_load((REPO / "params.yaml").read_text())[name] | overrides
+
+
 def tool_env() -> dict[str, str]:
     """Environment for subprocesses: the virtualenv first on PATH, no DVC telemetry."""
     env = dict(os.environ)

@@ -13,16 +13,25 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from corpus import (
+    CASES,
+    IMAGES,
+    LINE_1,
+    REPO,
+    TEST_IDS,
+    TEST_VICTIM,
+    VICTIM,
+    Case,
+    write_clean,
+    write_params,
+)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from corpus import (
-    CASES, IMAGES, LINE_1, REPO, TEST_IDS, TEST_VICTIM, VICTIM, Case, write_clean, write_params,
-)
-from springtail.labels.annotations import read_boxes
 from springtail.common.policy import DataError, ErrorPolicy, SkipLog, TooManySkipped
 from springtail.common.store import load_crops
 from springtail.common.yolo import AnnotationError, Box, decode_text, format_line, parse_line, parse_text
+from springtail.labels.annotations import read_boxes
 
 pytestmark = pytest.mark.filterwarnings("ignore:The least populated class")
 

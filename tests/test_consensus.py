@@ -12,16 +12,24 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import REFERENCE
-from springtail.labels.annotations import read_train_annotations
 from springtail.common.config import from_section
-from springtail.labels.consensus import (
-    ConsensusConfig, agreement_patterns, dawid_skene, fleiss_kappa, majority, run_consensus,
-    strict_majority, unanimous, vote_counts,
-)
-from springtail.labels.build import competition_idx
 from springtail.common.policy import ErrorPolicy, SkipLog, TooManySkipped
 from springtail.common.yolo import AnnotationError
+from springtail.labels.annotations import read_train_annotations
+from springtail.labels.build import competition_idx
+from springtail.labels.consensus import (
+    ConsensusConfig,
+    agreement_patterns,
+    dawid_skene,
+    fleiss_kappa,
+    majority,
+    run_consensus,
+    strict_majority,
+    unanimous,
+    vote_counts,
+)
+
+from conftest import REFERENCE, params_config
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -116,12 +124,12 @@ def test_dawid_skene_never_trusts_an_expert_blindly():
 
 
 def test_min_confidence_and_config_errors():
-    config = ConsensusConfig(method="majority", min_confidence=0.6)
+    config = params_config(ConsensusConfig, "consensus", method="majority", min_confidence=0.6)
     assert run_consensus(VOTES, config).keep.tolist() == [True, True, False, False, False, True]
     with pytest.raises(ValueError, match="methd"):
         from_section(ConsensusConfig, {"methd": "majority"}, "consensus")
     with pytest.raises(ValueError, match="consensus.method"):
-        ConsensusConfig(method="vote")
+        params_config(ConsensusConfig, "consensus", method="vote")
 
 
 def write_raw(root: Path, files: dict[str, str | bytes]) -> Path:
@@ -174,7 +182,7 @@ def test_competition_idx_matches_the_real_file():
 def test_real_votes_dawid_skene_agrees_with_clear_majorities():
     idx = pd.read_csv(REFERENCE / "collembola_expert_votes.csv")["idx"]
     votes = idx.str.split("_", expand=True)[[1, 2, 3, 4]].astype(int).to_numpy()
-    result = run_consensus(votes, ConsensusConfig())
+    result = run_consensus(votes, params_config(ConsensusConfig, "consensus"))
     strict = strict_majority(votes)
     assert len(votes) == 1396 and (strict < 0).sum() == 53
     assert (result.label[strict >= 0] != strict[strict >= 0]).sum() <= 5
@@ -255,6 +263,6 @@ def test_boxes_without_truth_are_counted_not_fatal():
     boxes = pd.DataFrame({"image_id": ["a", "a", "b"], "line": [1, 2, 1],
                           "v1": [3, 3, 1], "v2": [3, 3, 1], "v3": [3, 2, 1], "v4": [3, 3, 1]})
     truth = pd.DataFrame({"image_id": ["a", "a"], "line": [1, 2], "truth": [3, 2]})  # no row for b
-    scores = truth_scores(boxes, truth, ConsensusConfig(method="majority"))
+    scores = truth_scores(boxes, truth, params_config(ConsensusConfig, "consensus", method="majority"))
     assert scores["boxes_without_truth"] == 1
     assert scores["truth_accuracy"]["all"] == 0.5  # a/1 right, a/2 wrong; b not scored

@@ -13,12 +13,16 @@ import yaml
 from PIL import Image
 
 from springtail.common.config import from_section, to_dict
-from springtail.crops.build import CropsConfig, atomic_directory, build_crops
 from springtail.common.decode import draft_factor, image_size, load_rgb, render_square
-from springtail.crops.folds import assign_folds
+from springtail.common.io import atomic_directory
 from springtail.common.policy import DataError, ErrorPolicy, SkipLog, TooManySkipped
-from springtail.crops.regions import iou, sample_background
 from springtail.common.store import load_crops
+from springtail.crops.build import build_crops
+from springtail.crops.cutting import CropsConfig
+from springtail.crops.folds import assign_folds
+from springtail.crops.regions import iou, sample_background
+
+from conftest import params_config
 
 GREY, RED = (128, 128, 128), (220, 30, 30)
 RECT = (512, 256, 768, 512)  # x0, y0, x1, y1: a 256 px red square, on the 8 px JPEG grid
@@ -186,11 +190,11 @@ def small_raw(root: Path, n: int = 6) -> pd.DataFrame:
 @pytest.mark.filterwarnings("ignore:The least populated class")
 def test_build_crops_end_to_end_is_deterministic(tmp_path):
     labels = small_raw(tmp_path / "raw")
-    config = CropsConfig(crop_px=32, background_per_image=1.5, n_folds=3, workers=1)
+    config = params_config(CropsConfig, "crops", crop_px=32, background_per_image=1.5, n_folds=3, workers=1)
     out1, out2 = tmp_path / "c1", tmp_path / "c2"
-    metrics = build_crops(tmp_path / "raw", labels, out1, config, SkipLog(ErrorPolicy()))
+    metrics = build_crops(tmp_path / "raw", labels, out1, config, SkipLog(ErrorPolicy("fail", 0)))
     build_crops(tmp_path / "raw", labels, out2, replace(config, workers=2),
-                SkipLog(ErrorPolicy()))
+                SkipLog(ErrorPolicy("fail", 0)))
     images, index = load_crops(out1, "train")
     again, index2 = load_crops(out2, "train")
     assert np.array_equal(images, again) and index.equals(index2)
@@ -218,9 +222,9 @@ def test_build_crops_skip_policy_counts_bad_images(tmp_path):
     labels = small_raw(tmp_path / "raw")
     (tmp_path / "raw" / "train" / "im0.jpg").write_bytes(b"broken")
     (tmp_path / "raw" / "train" / "im1.jpg").unlink()
-    config = CropsConfig(crop_px=32, background_per_image=0.0, n_folds=2, workers=1)
+    config = params_config(CropsConfig, "crops", crop_px=32, background_per_image=0.0, n_folds=2, workers=1)
     with pytest.raises(DataError, match="im0.jpg"):
-        build_crops(tmp_path / "raw", labels, tmp_path / "c", config, SkipLog(ErrorPolicy()))
+        build_crops(tmp_path / "raw", labels, tmp_path / "c", config, SkipLog(ErrorPolicy("fail", 0)))
     assert not (tmp_path / "c").exists()
     metrics = build_crops(tmp_path / "raw", labels, tmp_path / "c", config,
                           SkipLog(ErrorPolicy("skip", 2)))

@@ -6,8 +6,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from springtail.scoring.ensemble import (EnsembleConfig, MeanEnsemble, PerClassF1Ensemble, StackingEnsemble,
-                                 build_ensemble, inner_splits, out_of_fold)
+from springtail.scoring.ensemble import (
+    EnsembleConfig,
+    MeanEnsemble,
+    PerClassF1Ensemble,
+    StackingEnsemble,
+    build_ensemble,
+    inner_splits,
+    out_of_fold,
+)
+
+from conftest import params_config
 
 PROBS = [f"p{c}" for c in range(9)]
 
@@ -110,7 +119,7 @@ def tables(models, n=36, n_test=10, seed=0):
 def test_build_ensemble_tables_and_report(method):
     vals, tests = tables(["a", "b"])
     vals["b"] = vals["b"].iloc[::-1]  # row order may differ between models
-    result = build_ensemble(vals, tests, EnsembleConfig(method=method, inner_folds=3))
+    result = build_ensemble(vals, tests, params_config(EnsembleConfig, "ensemble", method=method, inner_folds=3))
     assert list(result.val.columns) == ["crop_id", "image_id", "label", *PROBS]
     assert result.val["crop_id"].tolist() == list(range(36))
     assert result.test["idx"].tolist() == [f"0.{k}" for k in range(10)]
@@ -128,23 +137,23 @@ def test_models_with_different_crops_are_refused():
     vals, tests = tables(["a", "b"])
     vals["b"] = vals["b"].iloc[1:]
     with pytest.raises(ValueError, match="b/val.csv"):
-        build_ensemble(vals, tests, EnsembleConfig(inner_folds=3))
+        build_ensemble(vals, tests, params_config(EnsembleConfig, "ensemble", inner_folds=3))
 
 
 def test_unknown_method_is_named():
     with pytest.raises(ValueError, match="'median' unknown"):
-        EnsembleConfig(method="median")
+        params_config(EnsembleConfig, "ensemble", method="median")
 
 
 def test_forward_selection_leaves_out_a_member_that_hurts():
     vals, tests = tables(["good", "fair", "noise"], n=90)
     rng = np.random.default_rng(5)
     vals["noise"] = vals["noise"].assign(**dict(zip(PROBS, rng.dirichlet(np.ones(9) * 0.2, 90).T)))
-    result = build_ensemble(vals, tests, EnsembleConfig(method="mean", inner_folds=3))
+    result = build_ensemble(vals, tests, params_config(EnsembleConfig, "ensemble", method="mean", inner_folds=3))
     report = result.report
     assert "noise" not in report["selected"] and "good" in report["selected"]
     assert report["leave_one_out"]["noise"] < 0 < report["leave_one_out"]["good"]
-    everyone = build_ensemble(vals, tests, EnsembleConfig(method="mean", inner_folds=3, select=False))
+    everyone = build_ensemble(vals, tests, params_config(EnsembleConfig, "ensemble", method="mean", inner_folds=3, select=False))
     assert everyone.report["selected"] == ["good", "fair", "noise"]
     assert report["oof_val_macro_f1"] > everyone.report["oof_val_macro_f1"]
     assert report["oof_val_macro_f1"] >= report["model_val_macro_f1"]["good"]

@@ -22,9 +22,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import copy_repo, run, tool_env
 from springtail.common.io import atomic_directory, atomic_path, remove_stale
 from springtail.common.store import load_crops
+
+from conftest import copy_repo, run, tool_env
 
 CROPS = Path("data/processed/crops")
 METRICS = Path("metrics/crops.json")

@@ -12,20 +12,25 @@ from safetensors.torch import save_file
 
 from springtail.models.cnn_xgb import balance, expand_soft
 from springtail.models.registry import MODELS, create_model, load_model
-from springtail.models.weights import PretrainedUnavailableError, create_net, read_state_dict
 from springtail.models.training import TrainConfig
+from springtail.models.weights import PretrainedUnavailableError, create_net, read_state_dict
+
+from conftest import model_section, params_config
 
 SIZE = 32
 # One tiny section per registered model: a new model must add its own here.
+# Sections are params.yaml's with a tiny network, no pretrained weights and train.epochs.
 TINY = {
-    "effnet": {"arch": "test_efficientnet", "backbone_lr": 0.5},
-    "vit_hybrid": {"arch": "test_efficientnet", "embed_dim": 16, "depth": 1, "num_heads": 2},
-    "resnet": {"arch": "test_resnet"},
-    "convnext": {"arch": "test_convnext"},
-    "vit": {"arch": "test_vit", "patch_size": 8},
-    "cnn_xgb": {"arch": "test_resnet", "finetune_epochs": 1, "n_estimators": 8, "max_depth": 2},
+    "effnet": model_section("effnet", arch="test_efficientnet", pretrained=False, epochs=None, backbone_lr=0.5),
+    "vit_hybrid": model_section("vit_hybrid", arch="test_efficientnet", pretrained=False, epochs=None,
+                                embed_dim=16, depth=1, num_heads=2),
+    "resnet": model_section("resnet", arch="test_resnet", epochs=None),
+    "convnext": model_section("convnext", arch="test_convnext"),
+    "vit": model_section("vit", arch="test_vit", patch_size=8),
+    "cnn_xgb": model_section("cnn_xgb", arch="test_resnet", pretrained=False, finetune_epochs=1,
+                             n_estimators=8, max_depth=2),
 }
-TRAIN = TrainConfig(epochs=1, batch_size=8, progress=False, device="cpu")
+TRAIN = params_config(TrainConfig, "train", epochs=1, batch_size=8, progress=False, device="cpu")
 
 
 @pytest.fixture(autouse=True)
@@ -89,7 +94,7 @@ def test_unknown_model_lists_the_known_ones():
 
 def test_unknown_section_key_is_named():
     with pytest.raises(ValueError, match="patch_size"):
-        create_model("resnet", {"arch": "test_resnet", "patch_size": 8}, TRAIN, SIZE)
+        create_model("resnet", TINY["resnet"] | {"patch_size": 8}, TRAIN, SIZE)
 
 
 def test_vit_patch_size_must_divide_the_crop(data):
@@ -165,7 +170,7 @@ def test_malicious_pickle_is_refused_without_running(suffix, writer, tmp_path):
     with pytest.raises(ValueError, match="refused to load"):
         read_state_dict(path)
     with pytest.raises(ValueError, match="refused to load"):
-        create_model("resnet", {"arch": "test_resnet", "pretrained": str(path)}, TRAIN, SIZE).fit(
+        create_model("resnet", TINY["resnet"] | {"pretrained": str(path)}, TRAIN, SIZE).fit(
             np.zeros((4, SIZE, SIZE, 3), np.uint8), np.arange(4))
     assert not marker.exists()
 

@@ -13,8 +13,10 @@ from PIL import Image
 from springtail.models import packaged
 from springtail.models.registry import create_model
 from springtail.models.timm_net import pretrained_names
-from springtail.models.weights import IMAGENET_NORM, PretrainedUnavailableError, create_net
 from springtail.models.training import TrainConfig, make_optimizer
+from springtail.models.weights import IMAGENET_NORM, PretrainedUnavailableError, create_net
+
+from conftest import model_section, params_config
 
 skimage_data = pytest.importorskip("skimage.data")
 
@@ -98,14 +100,13 @@ def test_the_packaged_file_also_loads_as_a_local_path():
 
 
 def test_pretrained_weights_train_slower_than_the_new_layers():
-    train = TrainConfig(progress=False, device="cpu")
-    effnet = create_model("effnet", {"arch": "tf_efficientnet_lite0", "pretrained": "efficientnet_lite0",
-                                     "backbone_lr": 0.1}, train, 64)
+    train = params_config(TrainConfig, "train", progress=False, device="cpu")
+    effnet = create_model("effnet", model_section("effnet", backbone_lr=0.1), train, 64)
     net, weights = effnet._build()
     slow = pretrained_names(net, weights)
     assert slow and not any(n.startswith("classifier.") for n in slow)
-    hybrid = create_model("vit_hybrid", {"arch": "tf_efficientnet_lite0", "pretrained": "efficientnet_lite0",
-                                         "embed_dim": 32, "depth": 1, "num_heads": 2}, train, 64)
+    hybrid = create_model("vit_hybrid", model_section("vit_hybrid", embed_dim=32, depth=1, num_heads=2),
+                          train, 64)
     hnet, hweights = hybrid._build()
     hslow = pretrained_names(hnet, hweights)
     assert hslow and all(n.startswith("patch_embed.backbone.") for n in hslow)

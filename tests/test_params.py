@@ -7,10 +7,11 @@ import dataclasses
 import pytest
 import yaml
 
-from conftest import REPO
-from springtail.crops.build import CropsConfig
+from springtail.crops.cutting import CropsConfig
 from springtail.models.cnn_xgb import CnnXgbConfig
 from springtail.models.timm_net import HybridConfig, VitConfig
+
+from conftest import REPO
 
 # DVC's run-cache drops params keys named `size` or `nfiles` from a stage's hash (upstream DVC
 # issue #10296): changing such a key restores the outputs of the old value from the run-cache.
@@ -55,4 +56,53 @@ def test_errors_name_the_params_file_actually_read(tmp_path):
         load_section(CropsConfig, "crops", path)
     path.write_text("crop:\n  crop_px: 64\n", encoding="utf-8")  # a typo in the section name
     with pytest.raises(ValueError, match=r"variant\.yaml: missing section 'crops'"):
+        load_section(CropsConfig, "crops", path)
+
+
+def section_configs() -> list[tuple[str, type]]:
+    """(params section, the dataclass that reads it) for every section of params.yaml."""
+    from springtail.common.policy import ErrorPolicy
+    from springtail.labels.consensus import ConsensusConfig
+    from springtail.models.inference import PredictConfig
+    from springtail.models.timm_net import config_class
+    from springtail.models.training import TrainConfig
+    from springtail.report.build import ReportConfig
+    from springtail.scoring.ensemble import EnsembleConfig
+    from springtail.scoring.submission import SubmissionConfig
+    from springtail.synth import SynthConfig
+
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    fixed = {"data": ErrorPolicy, "synthesize": SynthConfig, "consensus": ConsensusConfig,
+             "crops": CropsConfig, "train": TrainConfig, "cnn_xgb": CnnXgbConfig,
+             "predict": PredictConfig, "ensemble": EnsembleConfig, "submission": SubmissionConfig,
+             "report": ReportConfig}
+    models = {name: config_class(section) for name, section in params.items()
+              if name not in fixed and isinstance(section, dict)}
+    return sorted((fixed | models).items())
+
+
+@pytest.mark.parametrize("section, config", section_configs())
+def test_params_yaml_is_the_only_place_defaults_live(section, config):
+    """No config field has a default of its own to contradict params.yaml, and the section
+    holds exactly the fields (the data section: also raw_dir, used by dvc.yaml only)."""
+    fields = dataclasses.fields(config)
+    with_default = [f.name for f in fields
+                    if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING]
+    assert not with_default, f"{config.__name__} has defaults {with_default}: they belong in params.yaml"
+    given = set(yaml.safe_load((REPO / "params.yaml").read_text())[section]) - ({"raw_dir"} if section == "data" else set())
+    assert given == {f.name for f in fields}
+
+
+def test_a_missing_key_is_an_error_naming_the_file(tmp_path):
+    from springtail.common.config import load_section
+
+    path = tmp_path / "variant.yaml"
+    section = yaml.safe_load((REPO / "params.yaml").read_text())["crops"]
+    del section["margin"]
+    path.write_text(yaml.safe_dump({"crops": section}), encoding="utf-8")
+    with pytest.raises(ValueError, match=r"variant\.yaml: missing key\(s\) crops\.margin"):
+        load_section(CropsConfig, "crops", path)
+    section["margin"] = -1.0
+    path.write_text(yaml.safe_dump({"crops": section}), encoding="utf-8")
+    with pytest.raises(ValueError, match=r"variant\.yaml: section 'crops': crops\.margin"):
         load_section(CropsConfig, "crops", path)

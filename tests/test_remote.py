@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.sshd import SshdUnavailable, local_sshd
+
 from conftest import run
 
 pytestmark = pytest.mark.slow

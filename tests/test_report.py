@@ -17,14 +17,15 @@ import timm
 import torch
 import yaml
 
-from conftest import browse, run
 from springtail.common.classes import CODES, N_CLASSES
 from springtail.common.config import from_section
-from springtail.report.plots import STAGES, class_distribution, per_class_f1_long
 from springtail.report import gallery, gradcam
 from springtail.report.build import ReportConfig, ReportData, build_report
 from springtail.report.html import Card, Section, grid, page
 from springtail.report.images import data_uri, is_flat, overlay
+from springtail.report.plots import STAGES, class_distribution, per_class_f1_long
+
+from conftest import browse, model_section, params_config, run
 
 PLAIN = ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0))  # normalisation that leaves pixels in [0, 1]
 MODELS = ("resnet", "convnext", "vit", "cnn_xgb")
@@ -112,6 +113,38 @@ def test_attention_rollout_maps_the_patch_grid_and_restores_the_fused_kernel():
     assert e.method == "attention_rollout" and e.cams.shape == (2, 4, 4)
     assert (e.cams >= 0).all() and np.allclose(e.probs.sum(axis=1), 1, atol=1e-5)
     assert [b.attn.fused_attn for b in net.blocks] == fused
+
+
+def _state(net: torch.nn.Module) -> tuple:
+    """Everything explaining could change: train/eval flags, dtypes, layouts, values."""
+    return ([m.training for m in net.modules()],
+            [(k, v.dtype, v.stride(), v.clone()) for k, v in net.state_dict().items()])
+
+
+@pytest.mark.parametrize("kind", ["grad_cam", "attention_rollout", "tree_shap_cam"])
+def test_explaining_leaves_the_fitted_network_unchanged(kind):
+    """A fitted model in training mode, bf16 and channels-last stays exactly that way."""
+    import xgboost as xgb
+
+    if kind == "attention_rollout":
+        net = timm.create_model("test_vit", num_classes=N_CLASSES, img_size=32, patch_size=8)
+    else:
+        net = ColourNet()
+    net = net.train().to(torch.bfloat16).to(memory_format=torch.channels_last)
+    before = _state(net)
+    crops = np.stack([square_image((0, 0)), square_image((20, 20), (0, 255, 0))])
+    if kind == "tree_shap_cam":
+        booster = xgb.train({"objective": "multi:softprob", "num_class": 2, "max_depth": 1},
+                            xgb.DMatrix(np.array([[1.0, 0], [0, 1]]), label=[1, 0]), num_boost_round=2)
+        model = SimpleNamespace(cnn_=SimpleNamespace(net_=net, norm_=PLAIN), booster_=booster)
+    else:
+        model = SimpleNamespace(net_=net, norm_=PLAIN)
+    e = gradcam.explain(model, crops, layer="features" if kind == "grad_cam" else None)
+    assert e.method == kind
+    after = _state(net)
+    assert after[0] == before[0]
+    for (k, dtype, stride, value), (k2, dtype2, stride2, value2) in zip(before[1], after[1]):
+        assert (k, dtype, stride) == (k2, dtype2, stride2) and torch.equal(value, value2), k
 
 
 @pytest.mark.parametrize("arch, size, stage", [("test_resnet", 96, "layer4"), ("test_resnet", 32, "layer2"),
@@ -215,9 +248,12 @@ def test_plot_tables_are_long_and_complete():
 def test_report_config_names_a_bad_key():
     with pytest.raises(ValueError, match="n_disputd"):
         from_section(ReportConfig, {"n_disputd": 3}, "report")
-    with pytest.raises(ValueError, match="uncertainty"):
-        from_section(ReportConfig, {"uncertainty": "vibes"}, "report")
-    section = {"cam_models": ["resnet"], "cam_layers": {"resnet": "layer3"}}
+    full = model_section("report")
+    with pytest.raises(ValueError, match=r"params.tiny.yaml: section 'report': report.uncertainty must be"):
+        from_section(ReportConfig, full | {"uncertainty": "vibes"}, "report", "params.tiny.yaml")
+    with pytest.raises(ValueError, match=r"missing key\(s\) report.seed"):
+        from_section(ReportConfig, {k: v for k, v in full.items() if k != "seed"}, "report")
+    section = full | {"cam_models": ["resnet"], "cam_layers": {"resnet": "layer3"}}
     config = from_section(ReportConfig, section, "report")
     assert config.cam_models == ("resnet",) and config.cam_layers == {"resnet": "layer3"}
 
@@ -307,7 +343,7 @@ def stand_in_models() -> dict:
 
 
 def test_report_of_made_up_data_renders(chromium, tmp_path, capsys):
-    config = ReportConfig(n_disputed=6, n_errors=6, n_per_class=2, cam_per_class=1)
+    config = params_config(ReportConfig, "report", n_disputed=6, n_errors=6, n_per_class=2, cam_per_class=1)
     report = build_report(fake_data(), stand_in_models(), config, settings="seed: 0")
     links = assert_self_contained(report.html)
     for section in ("scores", "disputed", "errors", "uncertain", "heatmaps", "settings"):

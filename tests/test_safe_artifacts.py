@@ -13,11 +13,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-
 from corpus import REPO
-from springtail.models.registry import create_model, load_model
+
 from springtail.common.store import ShardWriter, load_crops, write_index
+from springtail.models.registry import create_model, load_model
 from springtail.models.training import TrainConfig
+
+from conftest import model_section, params_config
 
 SOURCES = sorted([*(REPO / "src").rglob("*.py"), *(REPO / "stages").glob("*.py")])
 UNSAFE_MODULES = {"pickle", "cPickle", "_pickle", "dill", "cloudpickle", "joblib", "shelve",
@@ -109,10 +111,10 @@ class Planted:
 
 
 SIZE = 32
-TRAIN = TrainConfig(epochs=1, batch_size=8, progress=False, device="cpu", num_threads=1)
-TINY = {"resnet": {"arch": "test_resnet"},
-        "cnn_xgb": {"arch": "test_resnet", "finetune_epochs": 1, "n_estimators": 4,
-                    "max_depth": 2}}
+TRAIN = params_config(TrainConfig, "train", epochs=1, batch_size=8, progress=False, device="cpu", num_threads=1)
+TINY = {"resnet": model_section("resnet", arch="test_resnet", epochs=None),
+        "cnn_xgb": model_section("cnn_xgb", arch="test_resnet", pretrained=False, finetune_epochs=1,
+                                 n_estimators=4, max_depth=2)}
 
 
 @pytest.fixture(autouse=True)

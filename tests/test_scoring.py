@@ -10,8 +10,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from springtail.scoring.metrics import (confusion, confusion_rows, evaluate_predictions, leaderboard, macro_f1,
-                                per_class_dict, per_class_table)
+from springtail.scoring.metrics import (
+    confusion,
+    confusion_rows,
+    evaluate_predictions,
+    leaderboard,
+    macro_f1,
+    per_class_dict,
+    per_class_table,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 PROBS = [f"p{c}" for c in range(9)]

@@ -22,22 +22,34 @@ import yaml
 from PIL import Image
 
 from springtail.common.config import load_section
+from springtail.common.yolo import read_annotations
 from springtail.labels.consensus import strict_majority
 from springtail.synth import SynthConfig, generate
 from springtail.synth.layout import box_counts, plan_test, plan_train
 from springtail.synth.reference import (
-    AGREEMENT_COUNTS, BOXES_PER_IMAGE, BOX_MEDIAN_H, BOX_MEDIAN_W, EXPERT_AGREEMENT, MAJORITY_COUNTS,
-    POOLED_CONFUSION, agreement_fractions,
+    AGREEMENT_COUNTS,
+    BOX_MEDIAN_H,
+    BOX_MEDIAN_W,
+    BOXES_PER_IMAGE,
+    EXPERT_AGREEMENT,
+    MAJORITY_COUNTS,
+    POOLED_CONFUSION,
+    agreement_fractions,
 )
 from springtail.synth.render import render_train
 from springtail.synth.votes import (
-    PATTERNS, VoteModel, agreement_pattern, simulate_votes, truth_prior,
+    PATTERNS,
+    VoteModel,
+    agreement_pattern,
+    simulate_votes,
+    truth_prior,
     vote_statistics,
 )
-from springtail.common.yolo import read_annotations
+
+from conftest import params_config
 
 REAL_BOXES = sum(AGREEMENT_COUNTS.values())  # 1,396
-TINY = SynthConfig(seed=3, n_train=10, n_test=14, width=384, height=256, workers=1)
+TINY = params_config(SynthConfig, "synthesize", seed=3, n_train=10, n_test=14, width=384, height=256, workers=1)
 FLOAT = r"(?:0\.\d+|\d\.\d+e-\d+)"  # str() of a float in [0, 1)
 
 
@@ -121,7 +133,7 @@ def test_unknown_params_key_is_an_error(tmp_path):
 
 def test_invalid_config_is_refused():
     with pytest.raises(ValueError, match="test_background"):
-        SynthConfig(test_background=1.5)
+        params_config(SynthConfig, "synthesize", test_background=1.5)
 
 
 # --- determinism -----------------------------------------------------------------------

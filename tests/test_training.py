@@ -15,11 +15,19 @@ import torch
 import torch.nn.functional as F
 import yaml
 
+from springtail.common.store import ShardWriter, load_crops, write_index
 from springtail.models.augment import dihedral, jitter, prepare_batch, random_dihedral, to_chw
 from springtail.models.registry import create_model
-from springtail.common.store import ShardWriter, load_crops, write_index
-from springtail.models.training import (TrainConfig, class_weights, fit_inputs, make_targets,
-                                 soft_cross_entropy, warmup_cosine)
+from springtail.models.training import (
+    TrainConfig,
+    class_weights,
+    fit_inputs,
+    make_targets,
+    soft_cross_entropy,
+    warmup_cosine,
+)
+
+from conftest import model_section, params_config
 
 REPO = Path(__file__).resolve().parents[1]
 SIZE = 32
@@ -140,8 +148,9 @@ def test_fit_inputs_split_by_fold(tmp_path):
 def fit_resnet(patience=2, epochs=4, seed=0):
     labels = np.arange(45) % 9
     X = patterned(labels)
-    train = TrainConfig(epochs=epochs, batch_size=9, patience=patience, seed=seed, progress=False, device="cpu")
-    model = create_model("resnet", {"arch": "test_resnet"}, train, SIZE)
+    train = params_config(TrainConfig, "train", epochs=epochs, batch_size=9, patience=patience, seed=seed,
+                          progress=False, device="cpu")
+    model = create_model("resnet", model_section("resnet", arch="test_resnet", epochs=None), train, SIZE)
     return model.fit(X[:27], labels[:27], eval_set=(X[27:], labels[27:])), X
 
 
@@ -218,8 +227,8 @@ def train_in_subprocess(tmp_path: Path, crops: Path, name: str, nproc: int) -> d
 @pytest.mark.slow
 def test_distributed_training_under_torchrun(tmp_path):
     """2 processes (DDP, gloo) train a checkpoint that loads and scores like 1 process's."""
-    from springtail.models.registry import load_model
     from springtail.common.f1 import macro_f1
+    from springtail.models.registry import load_model
 
     crops = write_crops(tmp_path / "crops")
     one = train_in_subprocess(tmp_path, crops, "one", nproc=1)

@@ -10,8 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import REFERENCE
 from springtail.common.yolo import AnnotationError, Box, format_line, parse_line, read_annotations
+
+from conftest import REFERENCE
 
 VALID = "1_1_3_1 Bioindicateur 2 2009/2010 0.5 0.25 0.125 0.75"
 NON_ASCII_PROJECT = "Parcelles Lysimétriques Sept 2007/2008-3"

@@ -76,8 +76,9 @@ def from_section(cls: type[T], section: dict[str, Any] | None, name: str,
         name: the section's name; source: the file it came from (both for error messages).
 
     Raises:
-        ValueError: naming ``source``, on a missing section, an unknown key, a missing
-            required key or a wrongly typed value.
+        ValueError: naming ``source``, on a missing section, an unknown or missing key,
+            a wrongly typed value or one the dataclass rejects. Every field is required:
+            the only defaults are the values in ``params.yaml``.
     """
     if section is None:
         raise ValueError(f"{source}: missing section '{name}'")
@@ -96,15 +97,39 @@ def from_section(cls: type[T], section: dict[str, Any] | None, name: str,
         key: _coerce(value, hints[key], f"{source}: {name}.{key}")
         for key, value in section.items()
     }
+    missing = [key for key in fields if key not in section]
+    if missing:
+        raise ValueError(f"{source}: missing key(s) {', '.join(f'{name}.{k}' for k in missing)}")
     try:
         return cls(**kwargs)
-    except TypeError as err:
+    except (TypeError, ValueError) as err:  # the dataclass's own checks (__post_init__)
         raise ValueError(f"{source}: section '{name}': {err}") from None
 
 
-def load_section(cls: type[T], name: str, path: str | Path = "params.yaml") -> T:
-    """Load section ``name`` of the params file into ``cls`` (see :func:`from_section`)."""
-    return from_section(cls, load_params(path).get(name), name, path)
+def load_section(cls: type[T], name: str, path: str | Path = "params.yaml",
+                 keys: tuple[str, ...] | None = None) -> T:
+    """Load section ``name`` of the params file into ``cls`` (see :func:`from_section`).
+
+    Args:
+        keys: read only these keys of the section (the ones a stage declares in dvc.yaml,
+            e.g. ``data.on_error``); None reads the whole section.
+    """
+    section = load_params(path).get(name)
+    if keys is not None and isinstance(section, dict):
+        section = {key: section[key] for key in keys if key in section}
+    return from_section(cls, section, name, path)
+
+
+def load_models(path: str | Path = "params.yaml") -> list[str]:
+    """The enabled model names: the params file's top-level ``models`` list.
+
+    Raises:
+        ValueError: naming the file when ``models`` is missing, empty or not a list of names.
+    """
+    models = load_params(path).get("models")
+    if not isinstance(models, list) or not models or not all(isinstance(m, str) for m in models):
+        raise ValueError(f"{path}: `models` must be a non-empty list of model names, got {models!r}")
+    return models
 
 
 def to_dict(config: Any) -> dict[str, Any]:

@@ -28,7 +28,6 @@ import numpy as np
 import pandas as pd
 import yaml
 
-
 _DEFERRED = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}  # held back during a swap
 _LEFTOVER = re.compile(r"([0-9]+)\.[^.]+\.tmp(?:\.old)?")  # <pid>.<random>.tmp[.old]
 

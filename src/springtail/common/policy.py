@@ -14,8 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from springtail.common.config import from_section, load_params
-
 POLICIES = ("fail", "skip")
 POLICY_KEYS = ("on_error", "max_skipped")  # the data.* keys a stage declares in dvc.yaml
 
@@ -45,26 +43,15 @@ class TooManySkipped(ValueError):
 class ErrorPolicy:
     """The ``data.on_error`` / ``data.max_skipped`` pair of ``params.yaml``."""
 
-    on_error: str = "fail"  # fail | skip
-    max_skipped: int = 0  # with skip: stop once more records than this are dropped
+    on_error: str  # fail | skip
+    max_skipped: int  # with skip: stop once more records than this are dropped
 
     def __post_init__(self) -> None:
         if self.on_error not in POLICIES:
-            raise ValueError(f"params.yaml: data.on_error must be one of {POLICIES}, "
+            raise ValueError(f"data.on_error must be one of {POLICIES}, "
                              f"got {self.on_error!r}")
         if self.max_skipped < 0:
-            raise ValueError(f"params.yaml: data.max_skipped must be >= 0, got {self.max_skipped}")
-
-
-def load_policy(path: str | Path = "params.yaml") -> ErrorPolicy:
-    """Read ``data.on_error`` and ``data.max_skipped`` (and only those) from a params file."""
-    data = load_params(path).get("data")
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: missing section 'data'")
-    missing = [key for key in POLICY_KEYS if key not in data]
-    if missing:
-        raise ValueError(f"{path}: missing key(s) {', '.join('data.' + k for k in missing)}")
-    return from_section(ErrorPolicy, {key: data[key] for key in POLICY_KEYS}, "data")
+            raise ValueError(f"data.max_skipped must be >= 0, got {self.max_skipped}")
 
 
 @dataclass

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from springtail.common.classes import PROB_COLUMNS
 from springtail.common.io import atomic_path, read_npy, write_csv, write_npy
 
 SPLITS = ("train", "test")
@@ -101,3 +102,10 @@ def load_crops(directory: str | Path, split: str) -> tuple[np.ndarray, pd.DataFr
 
 
 __all__ = ["ShardWriter", "write_index", "load_crops", "atomic_path"]
+
+
+def prediction_table(keys, probs: np.ndarray):
+    """Key columns (e.g. crop_id, image_id, label or idx) followed by p0..p8."""
+    if len(keys) != len(probs):
+        raise ValueError(f"{len(keys)} rows of keys but {len(probs)} rows of probabilities")
+    return pd.concat([keys.reset_index(drop=True), pd.DataFrame(probs, columns=list(PROB_COLUMNS))], axis=1)

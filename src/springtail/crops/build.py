@@ -14,7 +14,7 @@ import functools
 import resource
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -22,12 +22,12 @@ import pandas as pd
 
 from springtail.common.classes import CODES, PROB_COLUMNS
 from springtail.common.config import to_dict
-from springtail.crops.cutting import CropsConfig, crop_image, crop_test_image
-from springtail.crops.folds import assign_folds
 from springtail.common.io import atomic_directory, write_yaml
 from springtail.common.policy import DataError, SkipLog
 from springtail.common.runtime import cpu_count, ordered_map
 from springtail.common.store import ShardWriter, write_index
+from springtail.crops.cutting import CropsConfig, crop_image, crop_test_image
+from springtail.crops.folds import assign_folds
 
 LABEL_COLUMNS = ("image_id", "line", "xc", "yc", "w", "h", "label", "keep", *PROB_COLUMNS)
 TRAIN_COLUMNS = ("crop_id", "image_id", "line", "source", "label", *PROB_COLUMNS,

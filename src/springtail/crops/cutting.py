@@ -15,32 +15,35 @@ from springtail.common.classes import BACKGROUND, PROB_COLUMNS
 from springtail.common.decode import draft_factor, image_size, load_rgb, render_square
 from springtail.common.policy import DataError
 from springtail.crops.regions import (
-    background_count, context_region, image_rng, pixel_box, sample_background,
+    background_count,
+    context_region,
+    image_rng,
+    pixel_box,
+    sample_background,
 )
-
 
 
 @dataclass(frozen=True)
 class CropsConfig:
     """The ``crops`` section of ``params.yaml``."""
 
-    crop_px: int = 96  # side of the square crop, pixels (not `size`: DVC's run-cache ignores that key)
-    margin: float = 0.1  # context around each box, fraction of its longer side
-    background_per_image: float = 0.3  # background crops per training image, on average
-    background_iou_max: float = 0.0  # largest IoU of a background square with any box
-    n_folds: int = 5  # validation folds, grouped by source image
-    seed: int = 0  # background sampling and fold assignment
-    shard_size: int = 4096  # crops per .npy shard
-    workers: int = 0  # decoding processes; 0 = one per CPU this process may use
-    draft: bool = True  # decode JPEGs at 1/2..1/8 scale when every crop stays >= crop_px
+    crop_px: int  # side of the square crop, pixels (not `size`: DVC's run-cache ignores that key)
+    margin: float  # context around each box, fraction of its longer side
+    background_per_image: float  # background crops per training image, on average
+    background_iou_max: float  # largest IoU of a background square with any box
+    n_folds: int  # validation folds, grouped by source image
+    seed: int  # background sampling and fold assignment
+    shard_size: int  # crops per .npy shard
+    workers: int  # decoding processes; 0 = one per CPU this process may use
+    draft: bool  # decode JPEGs at 1/2..1/8 scale when every crop stays >= crop_px
 
     def __post_init__(self) -> None:
         if self.crop_px < 8 or self.shard_size < 1 or self.workers < 0:
-            raise ValueError("params.yaml: crops needs crop_px >= 8, shard_size >= 1, workers >= 0")
+            raise ValueError("crops needs crop_px >= 8, shard_size >= 1, workers >= 0")
         if self.margin < 0 or self.background_per_image < 0:
-            raise ValueError("params.yaml: crops.margin and background_per_image must be >= 0")
+            raise ValueError("crops.margin and background_per_image must be >= 0")
         if not 0.0 <= self.background_iou_max < 1.0:
-            raise ValueError("params.yaml: crops.background_iou_max must be in [0, 1)")
+            raise ValueError("crops.background_iou_max must be in [0, 1)")
 
 
 @dataclass

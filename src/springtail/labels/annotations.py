@@ -23,7 +23,13 @@ import pandas as pd
 from springtail.common.classes import N_EXPERTS
 from springtail.common.policy import SkipLog
 from springtail.common.yolo import (
-    AnnotationError, Box, decode_text, is_blank, parse_line, read_annotations, read_bytes,
+    AnnotationError,
+    Box,
+    decode_text,
+    is_blank,
+    parse_line,
+    read_annotations,
+    read_bytes,
     split_lines,
 )
 

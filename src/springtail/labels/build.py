@@ -10,17 +10,27 @@ label-correction deliverable, keyed like the real one by
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from springtail.labels.annotations import VOTE_COLUMNS
 from springtail.common.classes import CODES, N_CLASSES, PROB_COLUMNS
+from springtail.common.config import to_dict
+from springtail.common.decode import image_size
+from springtail.common.policy import DataError, SkipLog
+from springtail.labels.annotations import VOTE_COLUMNS, read_train_annotations
 from springtail.labels.consensus import (
-    PATTERNS, Consensus, ConsensusConfig, agreement_patterns, compare_methods,
-    fleiss_kappa, run_consensus, strict_majority, vote_counts,
+    PATTERNS,
+    Consensus,
+    ConsensusConfig,
+    agreement_patterns,
+    compare_methods,
+    fleiss_kappa,
+    run_consensus,
+    strict_majority,
+    vote_counts,
 )
-
 
 
 def votes_of(boxes: pd.DataFrame) -> np.ndarray:
@@ -144,3 +154,33 @@ def build_labels(boxes: pd.DataFrame, config: ConsensusConfig) -> tuple[pd.DataF
     """Run the configured consensus on a box table; return labels.csv's table and metrics."""
     result = run_consensus(votes_of(boxes), config)
     return labels_table(boxes, result), summarize(boxes, result, config)
+
+
+def image_sizes(train_dir: Path, image_ids: list[str]) -> dict[str, tuple[int, int]]:
+    """Header sizes of the images that exist (for the disputed boxes' pixel keys)."""
+    sizes = {}
+    for image_id in image_ids:
+        try:
+            sizes[image_id] = image_size(train_dir / f"{image_id}.jpg")
+        except DataError:  # no image, no pixel key: the crops stage judges images
+            pass
+    return sizes
+
+
+def label_raw(raw_dir: Path, config: ConsensusConfig, log: SkipLog) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """The consensus stage on a raw layout: every ``train/*.txt`` -> (labels, disputed, metrics).
+
+    ``train_truth.csv``, present only in synthetic data, is read to score the methods,
+    never to label. Bad annotation lines go to ``log`` (the ``data.on_error`` policy).
+    """
+    raw_dir = Path(raw_dir)
+    boxes, files = read_train_annotations(raw_dir, log)
+    labels, metrics = build_labels(boxes, config)
+    truth_path = raw_dir / "train_truth.csv"
+    if truth_path.exists():
+        truth = pd.read_csv(truth_path, dtype={"image_id": str})
+        metrics.update(truth_scores(boxes, truth, config))
+    metrics.update({"files": files, "skipped": log.to_dict(), "config": to_dict(config)})
+    disputed_ids = sorted(set(labels.loc[labels["agreement"] != "4", "image_id"]))
+    disputed = disputed_table(labels, image_sizes(raw_dir / "train", disputed_ids))
+    return labels, disputed, metrics

@@ -38,22 +38,22 @@ PATTERNS = ("4", "3-1", "2-2", "2-1-1", "1-1-1-1")  # agreement patterns of four
 class ConsensusConfig:
     """The ``consensus`` section of ``params.yaml``."""
 
-    method: str = "dawid_skene"  # unanimous | majority | dawid_skene
-    tie_break: str = "drop"  # majority without a strict winner: drop | lowest_class
-    max_iter: int = 200  # Dawid-Skene EM iterations
-    tol: float = 1.0e-6  # EM stops when the log-likelihood gains less than this
-    min_confidence: float = 0.0  # keep a box for training when its confidence >= this
-    smoothing: float = 1000.0  # Dirichlet pseudo-boxes per confusion row, around the one-coin model
+    method: str  # unanimous | majority | dawid_skene
+    tie_break: str  # majority without a strict winner: drop | lowest_class
+    max_iter: int  # Dawid-Skene EM iterations
+    tol: float  # EM stops when the log-likelihood gains less than this
+    min_confidence: float  # keep a box for training when its confidence >= this
+    smoothing: float  # Dirichlet pseudo-boxes per confusion row, around the one-coin model
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
-            raise ValueError(f"params.yaml: consensus.method must be one of {METHODS}, "
+            raise ValueError(f"consensus.method must be one of {METHODS}, "
                              f"got {self.method!r}")
         if self.tie_break not in TIE_BREAKS:
-            raise ValueError(f"params.yaml: consensus.tie_break must be one of {TIE_BREAKS}, "
+            raise ValueError(f"consensus.tie_break must be one of {TIE_BREAKS}, "
                              f"got {self.tie_break!r}")
         if self.max_iter < 1 or self.tol < 0 or self.smoothing <= 0:
-            raise ValueError("params.yaml: consensus needs max_iter >= 1, tol >= 0, smoothing > 0")
+            raise ValueError("consensus needs max_iter >= 1, tol >= 0, smoothing > 0")
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import torch
 import yaml
 from safetensors.torch import load_file, save_file
 
-from springtail.common.io import atomic_path
+from springtail.common.io import atomic_path, write_json
 
 CONFIG = "config.yaml"
 SUMMARY = "summary.json"
@@ -75,6 +75,16 @@ def split_timing(summary: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any
         else:
             kept[key] = value
     return kept, timing
+
+
+def save_fitted(model, directory: str | Path, timing_path: str | Path) -> None:
+    """A fitted model's files (``model.save``) plus its summary.json in ``directory``; the
+    wall-clock timings go to ``timing_path``, apart, so the directory's hash is the same on
+    every re-run."""
+    summary, timing = split_timing(model.summary())
+    model.save(directory)
+    write_json(Path(directory) / SUMMARY, summary)
+    write_json(timing_path, timing)
 
 
 def fit_summary(result, runtime, weights) -> dict[str, Any]:

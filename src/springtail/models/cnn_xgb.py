@@ -20,12 +20,11 @@ from sklearn.base import BaseEstimator
 
 from springtail.common.classes import N_CLASSES
 from springtail.common.config import from_section, to_dict
+from springtail.common.f1 import macro_f1
 from springtail.common.io import atomic_path, write_yaml
 from springtail.models import checkpoint
-from springtail.models.inference import feature_head, forward_views
-from springtail.models.timm_net import NetConfig, TimmClassifier, norm_of
-from springtail.common.f1 import macro_f1
-from springtail.models.training import TrainConfig
+from springtail.models.timm_net import NetConfig, TimmClassifier
+from springtail.models.training import TrainConfig, inverse_frequency
 
 BOOSTER = "model.ubj"  # XGBoost's native binary JSON
 
@@ -34,15 +33,15 @@ BOOSTER = "model.ubj"  # XGBoost's native binary JSON
 class CnnXgbConfig:
     """The ``cnn_xgb`` section of params.yaml."""
 
-    arch: str = "resnet10t"  # CNN that gives the embeddings
-    pretrained: bool | str = False  # with weights: frozen features; without: fine-tuned first
-    bf16: bool | None = None  # null = train.bf16
-    finetune_epochs: int = 6  # epochs of the shared training loop before the trees
-    n_estimators: int = 300  # boosting rounds at most
-    max_depth: int = 4
-    learning_rate: float = 0.1
-    subsample: float = 0.8  # row subsampling per tree
-    early_stopping_rounds: int = 30  # rounds without a better val log-loss before stopping
+    arch: str  # CNN that gives the embeddings
+    pretrained: bool | str  # with weights: frozen features; without: fine-tuned first
+    bf16: bool | None  # null = train.bf16
+    finetune_epochs: int  # epochs of the shared training loop before the trees
+    n_estimators: int  # boosting rounds at most
+    max_depth: int
+    learning_rate: float
+    subsample: float  # row subsampling per tree
+    early_stopping_rounds: int  # rounds without a better val log-loss before stopping
 
 
 def expand_soft(features: np.ndarray, labels: np.ndarray, soft: np.ndarray | None,
@@ -59,10 +58,7 @@ def expand_soft(features: np.ndarray, labels: np.ndarray, soft: np.ndarray | Non
 
 def balance(labels: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """Multiply sample weights by inverse class frequency (mean weight stays 1)."""
-    mass = np.bincount(labels, weights=weights, minlength=N_CLASSES)
-    present = mass > 0
-    factor = np.zeros(N_CLASSES)
-    factor[present] = mass.sum() / (present.sum() * mass[present])
+    factor = inverse_frequency(np.bincount(labels, weights=weights, minlength=N_CLASSES))
     return weights * factor[labels]
 
 
@@ -106,34 +102,25 @@ class CnnXgbClassifier(BaseEstimator):
         self.name = name
 
     def _cnn(self) -> TimmClassifier:
-        net = NetConfig(arch=self.config.arch, pretrained=self.config.pretrained,
-                        epochs=self.config.finetune_epochs, bf16=self.config.bf16)
+        net = NetConfig(arch=self.config.arch, pretrained=self.config.pretrained, lr=None,
+                        epochs=self.config.finetune_epochs, backbone_lr=1.0, bf16=self.config.bf16)
         return TimmClassifier(net, self.train, self.img_size, self.name)
-
-    def features(self, X: np.ndarray, *, tta: bool = False, batch_size: int = 128) -> np.ndarray:
-        """(V, N, D) penultimate CNN features of uint8 crops, one slice per TTA view."""
-        runtime = self.cnn_.runtime()
-        return forward_views(runtime.place(self.cnn_.net_), X, feature_head, norm=self.cnn_.norm_, runtime=runtime,
-                             tta=tta, batch_size=batch_size)
 
     def fit(self, X: np.ndarray, y: np.ndarray, *, soft_targets: np.ndarray | None = None,
             eval_set: tuple[np.ndarray, np.ndarray] | None = None, on_epoch=None) -> CnnXgbClassifier:
         """Fine-tune (or freeze) the CNN, then fit the trees; arguments as TimmClassifier.fit."""
         started = time.perf_counter()
-        cnn = self._cnn()
         if self.config.pretrained is not False:  # frozen pretrained features
-            cnn.net_, cnn.weights_ = cnn._build()
-            cnn.norm_, cnn.classes_ = norm_of(cnn.net_, cnn.weights_), np.arange(N_CLASSES)
+            self.cnn_ = self._cnn().frozen()
         else:
-            cnn.fit(X, y, soft_targets=soft_targets, eval_set=eval_set, on_epoch=on_epoch)
-        self.cnn_ = cnn
-        rows, labels, weights = expand_soft(self.features(X)[0], y,
+            self.cnn_ = self._cnn().fit(X, y, soft_targets=soft_targets, eval_set=eval_set, on_epoch=on_epoch)
+        rows, labels, weights = expand_soft(self.cnn_.features(X)[0], y,
                                             soft_targets if self.train.soft_labels else None)
         if self.train.class_balanced:
             weights = balance(labels, weights)
         val = None
         if eval_set is not None and len(eval_set[1]):
-            val = (self.features(eval_set[0])[0], np.asarray(eval_set[1], dtype=int))
+            val = (self.cnn_.features(eval_set[0])[0], np.asarray(eval_set[1], dtype=int))
         self.booster_, rounds = fit_booster(rows, labels, weights, val, self.config, self.train.seed,
                                             torch.get_num_threads())
         if on_epoch is not None:  # one logged step per boosting round, after any CNN epochs
@@ -149,7 +136,7 @@ class CnnXgbClassifier(BaseEstimator):
 
     def predict_proba(self, X: np.ndarray, *, tta: bool = False, batch_size: int = 128) -> np.ndarray:
         """(N, 9) probabilities; with ``tta`` the trees' outputs are averaged over 8 views."""
-        views = self.features(X, tta=tta, batch_size=batch_size)
+        views = self.cnn_.features(X, tta=tta, batch_size=batch_size)
         probs = np.mean([self.booster_.predict(xgb.DMatrix(v)) for v in views], axis=0)
         probs = probs.astype(np.float64).reshape(len(X), N_CLASSES)
         return probs / probs.sum(axis=1, keepdims=True)
@@ -179,12 +166,7 @@ class CnnXgbClassifier(BaseEstimator):
         cfg = checkpoint.read_config(directory)
         self = cls(from_section(CnnXgbConfig, cfg["model"], cfg["name"]),
                    from_section(TrainConfig, cfg["train"], "train"), cfg["crop_size"], cfg["name"])
-        cnn = self._cnn()
-        cnn.net_, cnn.weights_ = cnn._build(pretrained=False)
-        cnn.net_.load_state_dict(checkpoint.load_tensors(Path(directory) / "model.safetensors"))
-        cnn.norm_ = (tuple(cfg["norm"]["mean"]), tuple(cfg["norm"]["std"]))
-        cnn.classes_ = np.arange(N_CLASSES)
-        self.cnn_ = cnn
+        self.cnn_ = self._cnn().restore(directory, cfg)
         self.booster_ = xgb.Booster()
         path = Path(directory) / BOOSTER
         try:

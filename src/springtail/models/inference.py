@@ -9,9 +9,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from springtail.models.augment import N_DIHEDRAL, dihedral, prepare_batch, to_chw
 from springtail.common.runtime import device_name
-from springtail.common.classes import PROB_COLUMNS
+from springtail.models.augment import N_DIHEDRAL, dihedral, prepare_batch, to_chw
 
 __all__ = ["PredictConfig", "Runtime", "forward_views", "softmax_head", "feature_head"]
 
@@ -20,8 +19,8 @@ __all__ = ["PredictConfig", "Runtime", "forward_views", "softmax_head", "feature
 class PredictConfig:
     """The ``predict`` section of params.yaml."""
 
-    tta: bool = True  # average over the 8 flips/rotations of each crop
-    batch_size: int = 128  # crops per forward pass
+    tta: bool  # average over the 8 flips/rotations of each crop
+    batch_size: int  # crops per forward pass
 
 
 def native_bf16_cpu() -> bool:
@@ -117,12 +116,3 @@ def softmax_head(net: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
 def feature_head(net: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
     """(B, 3, S, S) -> (B, D) pooled penultimate features (timm's pre-logits)."""
     return net.forward_head(net.forward_features(x), pre_logits=True)
-
-
-def prediction_table(keys, probs: np.ndarray):
-    """Key columns (e.g. crop_id, image_id, label or idx) followed by p0..p8."""
-    import pandas as pd
-
-    if len(keys) != len(probs):
-        raise ValueError(f"{len(keys)} rows of keys but {len(probs)} rows of probabilities")
-    return pd.concat([keys.reset_index(drop=True), pd.DataFrame(probs, columns=list(PROB_COLUMNS))], axis=1)

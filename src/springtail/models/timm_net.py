@@ -20,28 +20,28 @@ from springtail.common.config import from_section, to_dict
 from springtail.common.io import write_yaml
 from springtail.models import checkpoint
 from springtail.models.augment import to_chw
-from springtail.models.inference import Runtime, forward_views, softmax_head
-from springtail.models.weights import WeightsReport, create_net
+from springtail.models.inference import Runtime, feature_head, forward_views, softmax_head
 from springtail.models.training import FitResult, TrainConfig, fit_network, make_targets
+from springtail.models.weights import WeightsReport, create_net
 
 
 @dataclass(frozen=True)
 class NetConfig:
     """A model section for a timm network (``effnet``, ``resnet``, ``convnext``)."""
 
-    arch: str = "resnet18"  # any timm architecture name
-    pretrained: bool | str = False  # false | a packaged network (efficientnet_lite0) | true (hub) | a file
-    lr: float | None = None  # null = train.lr
-    epochs: int | None = None  # null = train.epochs
-    backbone_lr: float = 1.0  # learning-rate multiplier of the pretrained weights (new layers: 1)
-    bf16: bool | None = None  # null = train.bf16 (EfficientNet-Lite trains fastest in fp32 on CPUs)
+    arch: str  # any timm architecture name
+    pretrained: bool | str  # false | a packaged network (efficientnet_lite0) | true (hub) | a file
+    lr: float | None  # null = train.lr
+    epochs: int | None  # null = train.epochs
+    backbone_lr: float  # learning-rate multiplier of the pretrained weights (new layers: 1)
+    bf16: bool | None  # null = train.bf16 (EfficientNet-Lite trains fastest in fp32 on CPUs)
 
 
 @dataclass(frozen=True)
 class VitConfig(NetConfig):
     """A model section for a vision transformer: the patch size is set for the crop size."""
 
-    patch_size: int = 16  # pixels per token side; must divide the crop size
+    patch_size: int  # pixels per token side; must divide the crop size
 
 
 @dataclass(frozen=True)
@@ -49,10 +49,10 @@ class HybridConfig(NetConfig):
     """A ViT whose tokens are the cells of a (pretrained) CNN's feature map: the ViT
     paper's hybrid, built from timm's ``HybridEmbed``. ``arch`` names the CNN."""
 
-    feature_stride: int = 16  # the CNN is cut after its deepest stage of at most this reduction
-    embed_dim: int = 192  # token width of the transformer
-    depth: int = 4  # transformer blocks (randomly initialised: they train at the full lr)
-    num_heads: int = 3
+    feature_stride: int  # the CNN is cut after its deepest stage of at most this reduction
+    embed_dim: int  # token width of the transformer
+    depth: int  # transformer blocks (randomly initialised: they train at the full lr)
+    num_heads: int
 
 
 def config_class(section: dict[str, Any]) -> type[NetConfig]:
@@ -133,7 +133,7 @@ class TimmClassifier(BaseEstimator):
         kwargs: dict[str, Any] = {}
         if isinstance(self.config, VitConfig):
             if self.img_size % self.config.patch_size:
-                raise ValueError(f"params.yaml: {self.name}.patch_size {self.config.patch_size} "
+                raise ValueError(f"{self.name}.patch_size {self.config.patch_size} "
                                  f"must divide the crop size {self.img_size}")
             kwargs = {"img_size": self.img_size, "patch_size": self.config.patch_size}
         with torch.random.fork_rng(devices=[]):  # seeded init, global RNG left untouched
@@ -170,12 +170,32 @@ class TimmClassifier(BaseEstimator):
         self.classes_ = np.arange(N_CLASSES)
         return self
 
+    def frozen(self) -> TimmClassifier:
+        """'Fit' without training: the pretrained network as it is (for frozen features)."""
+        self.net_, self.weights_ = self._build()
+        self.norm_, self.classes_ = norm_of(self.net_, self.weights_), np.arange(N_CLASSES)
+        return self
+
+    def restore(self, directory: str | Path, cfg: dict[str, Any]) -> TimmClassifier:
+        """The fitted state saved in ``directory`` (``cfg``: its config.yaml), no pickle."""
+        self.net_, self.weights_ = self._build(pretrained=False)  # the saved weights replace them
+        self.net_.load_state_dict(checkpoint.load_tensors(Path(directory) / "model.safetensors"))
+        self.norm_ = (tuple(cfg["norm"]["mean"]), tuple(cfg["norm"]["std"]))
+        self.classes_ = np.arange(N_CLASSES)
+        return self
+
+    def _views(self, X: np.ndarray, head, tta: bool, batch_size: int) -> np.ndarray:
+        runtime = self.runtime()
+        return forward_views(runtime.place(self.net_), X, head, norm=self.norm_, runtime=runtime,
+                             tta=tta, batch_size=batch_size)
+
+    def features(self, X: np.ndarray, *, tta: bool = False, batch_size: int = 128) -> np.ndarray:
+        """(V, N, D) pooled penultimate features of uint8 crops, one slice per TTA view."""
+        return self._views(X, feature_head, tta, batch_size)
+
     def predict_proba(self, X: np.ndarray, *, tta: bool = False, batch_size: int = 128) -> np.ndarray:
         """(N, 9) class probabilities, averaged over the 8 symmetries with ``tta``."""
-        runtime = self.runtime()
-        views = forward_views(runtime.place(self.net_), X, softmax_head, norm=self.norm_, runtime=runtime,
-                              tta=tta, batch_size=batch_size)
-        probs = views.mean(axis=0).astype(np.float64)
+        probs = self._views(X, softmax_head, tta, batch_size).mean(axis=0).astype(np.float64)
         return probs / probs.sum(axis=1, keepdims=True)
 
     def predict(self, X: np.ndarray, **kwargs) -> np.ndarray:
@@ -201,10 +221,6 @@ class TimmClassifier(BaseEstimator):
         """Rebuild a fitted classifier from ``save``'s files (no pickle involved)."""
         cfg = checkpoint.read_config(directory)
         model = cfg["model"]
-        self = cls(from_section(config_class(model), model, cfg["name"]),
-                   from_section(TrainConfig, cfg["train"], "train"), cfg["crop_size"], cfg["name"])
-        self.net_, self.weights_ = self._build(pretrained=False)  # the saved weights replace them
-        self.net_.load_state_dict(checkpoint.load_tensors(Path(directory) / "model.safetensors"))
-        self.norm_ = (tuple(cfg["norm"]["mean"]), tuple(cfg["norm"]["std"]))
-        self.classes_ = np.arange(N_CLASSES)
-        return self
+        return cls(from_section(config_class(model), model, cfg["name"]),
+                   from_section(TrainConfig, cfg["train"], "train"), cfg["crop_size"], cfg["name"]
+                   ).restore(directory, cfg)

@@ -19,34 +19,34 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from springtail.models import distributed
 from springtail.common.classes import N_CLASSES, PROB_COLUMNS
+from springtail.common.f1 import macro_f1
+from springtail.models import distributed
 from springtail.models.augment import prepare_batch
 from springtail.models.inference import Runtime, forward_views, softmax_head
-from springtail.common.f1 import macro_f1
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     """The ``train`` section of params.yaml, shared by every train@<model> stage."""
 
-    val_fold: int = 0  # the fold held out for validation and ensemble fitting
-    seed: int = 0
-    epochs: int = 12  # default for models whose section says epochs: null
-    batch_size: int = 32  # crops per optimiser step (over all processes)
-    lr: float = 2.0e-3  # AdamW peak learning rate, after warmup
-    weight_decay: float = 0.05  # not applied to biases and norm weights
-    warmup_epochs: float = 1.0  # linear warmup before the cosine decay
-    label_smoothing: float = 0.1
-    soft_labels: bool = True  # train on consensus posteriors p0..p8
-    class_balanced: bool = True  # weight the loss by inverse class frequency
-    patience: int = 4  # epochs without a better val macro F1 before stopping; 0 = never
-    bf16: bool = True  # autocast where the hardware computes bf16 natively
-    channels_last: bool = True
-    num_threads: int = 0  # torch threads; 0 = one per CPU this process may use
-    device: str = "auto"  # auto | cpu | cuda
-    nproc: int = 1  # >1 launches torchrun with DistributedDataParallel
-    progress: bool = True  # tqdm bar on stderr
+    val_fold: int  # the fold held out for validation and ensemble fitting
+    seed: int
+    epochs: int  # default for models whose section says epochs: null
+    batch_size: int  # crops per optimiser step (over all processes)
+    lr: float  # AdamW peak learning rate, after warmup
+    weight_decay: float  # not applied to biases and norm weights
+    warmup_epochs: float  # linear warmup before the cosine decay
+    label_smoothing: float
+    soft_labels: bool  # train on consensus posteriors p0..p8
+    class_balanced: bool  # weight the loss by inverse class frequency
+    patience: int  # epochs without a better val macro F1 before stopping; 0 = never
+    bf16: bool  # autocast where the hardware computes bf16 natively
+    channels_last: bool
+    num_threads: int  # torch threads; 0 = one per CPU this process may use
+    device: str  # auto | cpu | cuda
+    nproc: int  # >1 launches torchrun with DistributedDataParallel
+    progress: bool  # tqdm bar on stderr
 
 
 @dataclass
@@ -74,15 +74,21 @@ def make_targets(labels: np.ndarray, soft: np.ndarray | None, smoothing: float) 
     return targets * (1 - smoothing) + smoothing / N_CLASSES
 
 
-def class_weights(targets: torch.Tensor) -> torch.Tensor:
-    """Inverse class frequency from (N, K) targets, scaled so an average sample weighs 1.
+def inverse_frequency(mass):
+    """(K,) weight per class from its (K,) training mass (a torch tensor or a numpy array),
+    inverse to the mass and scaled so an average sample weighs 1.
 
-    A class with no training mass gets weight 0 (nothing to balance)."""
-    mass = targets.sum(dim=0)  # (K,) soft counts
+    A class with no training mass gets weight 0 (nothing to balance). The networks' loss
+    and the trees' sample weights both use this one rule."""
     present = mass > 1e-6
-    weights = torch.zeros_like(mass)
+    weights = mass * 0
     weights[present] = mass.sum() / (present.sum() * mass[present])
     return weights
+
+
+def class_weights(targets: torch.Tensor) -> torch.Tensor:
+    """Inverse class frequency from (N, K) targets (see :func:`inverse_frequency`)."""
+    return inverse_frequency(targets.sum(dim=0))  # (K,) soft counts
 
 
 def soft_cross_entropy(
@@ -271,17 +277,25 @@ def fit_network(
     return result
 
 
+def validation_mask(index, val_fold: int) -> np.ndarray:
+    """(N,) bool: the crops of a store's training split whose fold is ``val_fold``.
+
+    Raises ValueError when either the validation or the training side is empty."""
+    folds = index["fold"].to_numpy()
+    val = folds == val_fold
+    if not val.any() or val.all():
+        raise ValueError(f"train.val_fold = {val_fold}: the crops' folds are {sorted(set(folds.tolist()))}; "
+                         f"both training and validation crops are needed")
+    return val
+
+
 def fit_inputs(images: np.ndarray, index, val_fold: int) -> dict:
     """Keyword arguments of a classifier's ``fit`` from a crop store's training split.
 
     Validation = crops whose fold is ``val_fold``; training = the other folds.
     Raises ValueError when either side is empty.
     """
-    folds = index["fold"].to_numpy()
-    val = folds == val_fold
-    if not val.any() or val.all():
-        raise ValueError(f"train.val_fold = {val_fold}: the crops' folds are {sorted(set(folds.tolist()))}; "
-                         f"both training and validation crops are needed")
+    val = validation_mask(index, val_fold)
     labels = index["label"].to_numpy(dtype=int)
     soft = index[list(PROB_COLUMNS)].to_numpy(dtype=np.float32)
     return {"X": images[~val], "y": labels[~val], "soft_targets": soft[~val],

@@ -3,43 +3,46 @@ heatmaps of where each model looks, as one self-contained HTML page."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from html import escape
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from springtail.labels.annotations import VOTE_COLUMNS
 from springtail.common.classes import CODES, PROB_COLUMNS
-from springtail.report.plots import class_distribution, per_class_f1_long
+from springtail.common.io import read_json
+from springtail.common.store import load_crops
+from springtail.labels.annotations import VOTE_COLUMNS
 from springtail.report import gallery, gradcam
 from springtail.report.html import Card, Section, cam_rows, facts, grid, groups, page, wide_table
 from springtail.report.images import data_uri, is_flat, overlay
+from springtail.report.plots import class_distribution, per_class_f1_long
 
 
 @dataclass(frozen=True)
 class ReportConfig:
     """The ``report`` section of params.yaml."""
 
-    n_disputed: int = 24  # disputed boxes shown, least confident consensus first
-    n_errors: int = 16  # validation crops the ensemble gets wrong most confidently
-    n_per_class: int = 3  # most uncertain test crops shown per predicted class
-    uncertainty: str = "entropy"  # entropy | max_prob: how test crops are ranked
-    cam_per_class: int = 2  # validation crops per class explained by heatmaps
-    cam_models: tuple[str, ...] | None = None  # models explained; null = every enabled model
-    cam_layers: dict[str, str] = field(default_factory=dict)  # model -> module hooked (e.g. layer4)
-    cam_min_cells: int = 3  # default layer: the deepest stage with >= this many cells per side
-    cam_alpha: float = 0.5  # heatmap opacity where relevance is highest
-    display_px: int = 128  # crop side on the page, CSS pixels
-    seed: int = 0  # breaks ties between equally ranked crops
+    n_disputed: int  # disputed boxes shown, least confident consensus first
+    n_errors: int  # validation crops the ensemble gets wrong most confidently
+    n_per_class: int  # most uncertain test crops shown per predicted class
+    uncertainty: str  # entropy | max_prob: how test crops are ranked
+    cam_per_class: int  # validation crops per class explained by heatmaps
+    cam_models: tuple[str, ...] | None  # models explained; null = every enabled model
+    cam_layers: dict[str, str]  # model -> module hooked (e.g. layer4)
+    cam_min_cells: int  # default layer: the deepest stage with >= this many cells per side
+    cam_alpha: float  # heatmap opacity where relevance is highest
+    display_px: int  # crop side on the page, CSS pixels
+    seed: int  # breaks ties between equally ranked crops
 
     def __post_init__(self) -> None:
         if self.uncertainty not in ("entropy", "max_prob"):
-            raise ValueError(f"params.yaml: report.uncertainty must be entropy or max_prob, "
+            raise ValueError(f"report.uncertainty must be entropy or max_prob, "
                              f"got {self.uncertainty!r}")
         counts = (self.n_disputed, self.n_errors, self.n_per_class, self.cam_per_class, self.cam_min_cells)
         if min(counts) < 0 or not 0 <= self.cam_alpha <= 1 or self.display_px < 16:
-            raise ValueError("params.yaml: report counts must be >= 0, cam_alpha in [0, 1], "
+            raise ValueError("report counts must be >= 0, cam_alpha in [0, 1], "
                              "display_px >= 16")
 
 
@@ -56,6 +59,32 @@ class ReportData:
     ensemble_val: pd.DataFrame  # the ensemble's out-of-fold val.csv
     ensemble_test: pd.DataFrame  # the ensemble's test.csv
     weights: dict  # the ensemble's weights.json
+
+    @classmethod
+    def read(cls, crops: Path, labels: Path, predictions: Path, ensemble: Path,
+             models: list[str]) -> ReportData:
+        """Load the pipeline's outputs: crop store, labels.csv, each model's and the
+        ensemble's predictions, weights.json."""
+        train_crops, train_index = load_crops(crops, "train")
+        test_crops, test_index = load_crops(crops, "test")
+        read = {"dtype": {"image_id": str, "idx": str}}
+        return cls(train_crops, train_index, test_crops, test_index, pd.read_csv(labels, **read),
+                   {m: pd.read_csv(predictions / m / "val.csv", **read) for m in models},
+                   pd.read_csv(ensemble / "val.csv", **read), pd.read_csv(ensemble / "test.csv", **read),
+                   read_json(ensemble / "weights.json"))
+
+
+def explained_models(config: ReportConfig, models: list[str], source: str | Path = "params.yaml") -> list[str]:
+    """The models whose heatmaps are shown: ``report.cam_models``, or every enabled model.
+
+    Raises:
+        ValueError: naming ``source`` when a named model is not enabled in ``models``.
+    """
+    explained = list(config.cam_models if config.cam_models is not None else models)
+    unknown = [m for m in explained if m not in models]
+    if unknown:
+        raise ValueError(f"{source}: report.cam_models {unknown} not in `models` ({', '.join(models)})")
+    return explained
 
 
 @dataclass

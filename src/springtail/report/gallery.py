@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from springtail.labels.annotations import VOTE_COLUMNS
 from springtail.common.classes import PROB_COLUMNS
+from springtail.labels.annotations import VOTE_COLUMNS
 
 
 def _shuffled(table: pd.DataFrame, seed: int) -> pd.DataFrame:
@@ -76,7 +76,7 @@ def uncertain_test(test: pd.DataFrame, n_per_class: int, by: str = "entropy", se
         ValueError: an unknown ``by``.
     """
     if by not in ("entropy", "max_prob"):
-        raise ValueError(f"params.yaml: report.uncertainty must be entropy or max_prob, got {by!r}")
+        raise ValueError(f"report.uncertainty must be entropy or max_prob, got {by!r}")
     probs = _probs(test)
     top2 = np.argsort(-probs, axis=1, kind="stable")[:, :2]
     rows = np.arange(len(test))

@@ -20,6 +20,7 @@ returns the maps with the probabilities of the same forward pass.
 from __future__ import annotations
 
 import contextlib
+import copy
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -82,6 +83,12 @@ def cam_stage(net: torch.nn.Module, crop_size: int, min_cells: int = 3) -> str:
     return (fitting or info[:1])[-1]["module"]
 
 
+def evaluation_copy(net: torch.nn.Module) -> torch.nn.Module:
+    """A float32 copy of ``net`` in eval mode: explaining a fitted model never changes it
+    (its train/eval flags, dtype and memory format stay as the model left them)."""
+    return copy.deepcopy(net).eval().float()
+
+
 def _inputs(crops: np.ndarray, norm) -> torch.Tensor:
     """(N, S, S, 3) uint8 -> normalised (N, 3, S, S) float32 on the CPU."""
     return prepare_batch(to_chw(crops), *norm, device="cpu")
@@ -91,10 +98,10 @@ def grad_cam(net: torch.nn.Module, crops: np.ndarray, norm, layer: str) -> Expla
     """Grad-CAM of each crop's predicted class on the output of module ``layer``.
 
     Args:
-        net: a classifier returning (N, K) logits; put in eval mode.
+        net: a classifier returning (N, K) logits (left unchanged: a copy is explained).
         crops: (N, S, S, 3) uint8. norm: the (mean, std) the net was trained with.
     """
-    net.eval().float()
+    net = evaluation_copy(net)
     x = _inputs(crops, norm).requires_grad_(True)  # keeps a graph even if weights are frozen
     with torch.enable_grad(), capture(module_named(net, layer)) as store:
         logits = net(x).float()  # (N, K)
@@ -121,7 +128,7 @@ def tree_shap_cam(net: torch.nn.Module, booster, crops: np.ndarray, norm, layer:
     """
     import xgboost as xgb
 
-    net.eval().float()
+    net = evaluation_copy(net)
     x = _inputs(crops, norm)
     if layer is None:  # the map the trees' features pool, whatever module ends the trunk
         acts = net.forward_features(x).float()  # (N, D, h, w)
@@ -156,11 +163,11 @@ def attention_rollout(net: torch.nn.Module, crops: np.ndarray, norm) -> Explanat
     Raises:
         ValueError: the network has no ``blocks[i].attn.attn_drop`` to hook.
     """
+    net = evaluation_copy(net)  # hooks and the unfused attention go on the copy
     blocks = list(getattr(net, "blocks", []))
     attns = [b.attn for b in blocks if hasattr(getattr(b, "attn", None), "attn_drop")]
     if not attns or len(attns) != len(blocks):
         raise ValueError(f"{type(net).__name__}: no attention weights to hook for a rollout")
-    net.eval().float()
     maps: list[torch.Tensor] = []
     fused = [getattr(a, "fused_attn", False) for a in attns]
     handles = [a.attn_drop.register_forward_hook(lambda _m, _i, out: maps.append(out))

@@ -10,10 +10,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from springtail.labels.annotations import VOTE_COLUMNS
 from springtail.common.classes import CODES, N_CLASSES, PROB_COLUMNS
-from springtail.labels.consensus import strict_majority
 from springtail.common.f1 import per_class_f1
+from springtail.labels.annotations import VOTE_COLUMNS
+from springtail.labels.consensus import strict_majority
 
 ENSEMBLE = "ensemble"
 # Series of the class distribution, in the order of the pipeline.

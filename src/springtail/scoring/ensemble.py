@@ -23,6 +23,7 @@ from sklearn.model_selection import StratifiedGroupKFold
 
 from springtail.common.classes import CODES, N_CLASSES, PROB_COLUMNS
 from springtail.common.f1 import macro_f1, per_class_f1
+from springtail.common.store import prediction_table
 
 
 def _normalise(probs: np.ndarray) -> np.ndarray:
@@ -103,17 +104,17 @@ METHODS = {"per_class_f1": PerClassF1Ensemble, "mean": MeanEnsemble, "stacking":
 class EnsembleConfig:
     """The ``ensemble`` section of params.yaml."""
 
-    method: str = "per_class_f1"  # per_class_f1 | mean | stacking
-    inner_folds: int = 5  # out-of-fold splits of the validation crops, for an honest score
-    seed: int = 0
-    select: bool = True  # greedy forward selection of members on the out-of-fold macro F1
+    method: str  # per_class_f1 | mean | stacking
+    inner_folds: int  # out-of-fold splits of the validation crops, for an honest score
+    seed: int
+    select: bool  # greedy forward selection of members on the out-of-fold macro F1
 
     def __post_init__(self):
         if self.method not in METHODS:
-            raise ValueError(f"params.yaml: ensemble.method '{self.method}' unknown; "
+            raise ValueError(f"ensemble.method '{self.method}' unknown; "
                              f"known: {', '.join(METHODS)}")
         if self.inner_folds < 2:
-            raise ValueError(f"params.yaml: ensemble.inner_folds must be >= 2, got {self.inner_folds}")
+            raise ValueError(f"ensemble.inner_folds must be >= 2, got {self.inner_folds}")
 
     def combiner(self):
         if self.method == "stacking":
@@ -162,10 +163,6 @@ def _align(tables: dict[str, pd.DataFrame], key: str, kind: str) -> tuple[pd.Dat
                              f"(predictions from different crops or folds?)")
         stacked.append(table.loc[ids, list(PROB_COLUMNS)].to_numpy(dtype=float))
     return first.drop(columns=list(PROB_COLUMNS)), np.stack(stacked)
-
-
-def _table(keys: pd.DataFrame, probs: np.ndarray) -> pd.DataFrame:
-    return pd.concat([keys.reset_index(drop=True), pd.DataFrame(probs, columns=list(PROB_COLUMNS))], axis=1)
 
 
 def oof_score(config: EnsembleConfig, P: np.ndarray, y: np.ndarray, splits) -> float:
@@ -227,4 +224,5 @@ def build_ensemble(vals: dict[str, pd.DataFrame], tests: dict[str, pd.DataFrame]
               "leave_one_out": leave_one_out(config, P_val, y, splits, models),
               "oof_val_macro_f1": macro_f1(y, oof.argmax(axis=1))}
     val_keys = val_keys.assign(crop_id=val_keys["crop_id"].astype(int))
-    return EnsembleResult(_table(val_keys, oof), _table(test_keys, final.predict_proba(P_test[chosen])), report)
+    return EnsembleResult(prediction_table(val_keys, oof),
+                          prediction_table(test_keys, final.predict_proba(P_test[chosen])), report)

@@ -13,7 +13,7 @@ from springtail.common.classes import N_CLASSES, PROB_COLUMNS
 class SubmissionConfig:
     """The ``submission`` section of params.yaml."""
 
-    class_column: str = "gt"  # Kaggle's label column
+    class_column: str  # Kaggle's label column
 
 
 def _first(values: pd.Series, limit: int = 5) -> str:

@@ -26,23 +26,23 @@ import pandas as pd
 from springtail.common.config import to_dict
 from springtail.common.io import atomic_directory, write_csv, write_yaml
 from springtail.common.runtime import cpu_count, ordered_map
+from springtail.common.yolo import Box, format_line
 from springtail.synth.layout import TestItem, TrainItem, plan_test, plan_train
 from springtail.synth.render import render_test, render_train
-from springtail.common.yolo import Box, format_line
 
 
 @dataclass(frozen=True)
 class SynthConfig:
     """The ``synthesize`` section of params.yaml."""
 
-    seed: int = 2025              # the whole synthetic data set is a function of this seed
-    n_train: int = 1117           # training images (the real set has 1,117)
-    n_test: int = 1344            # test crops (the real set has 1,344)
-    width: int = 3072             # training image size in pixels (real: 3072 x 2048)
-    height: int = 2048
-    test_background: float = 0.3  # fraction of test crops that show background only (class 8)
-    jpeg_quality: int = 88
-    workers: int = 0              # processes; 0 = one per CPU this process may use
+    seed: int  # the whole synthetic data set is a function of this seed
+    n_train: int  # training images (the real set has 1,117)
+    n_test: int  # test crops (the real set has 1,344)
+    width: int  # training image size in pixels (real: 3072 x 2048)
+    height: int
+    test_background: float  # fraction of test crops that show background only (class 8)
+    jpeg_quality: int
+    workers: int  # processes; 0 = one per CPU this process may use
 
     def __post_init__(self) -> None:
         if self.n_train < 1 or self.n_test < 1:
