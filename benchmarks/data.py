@@ -13,8 +13,7 @@ import yaml
 from springtail.common.config import from_section
 from springtail.common.policy import ErrorPolicy, SkipLog
 from springtail.crops.build import check_labels, train_jobs
-from springtail.crops.cutting import CropsConfig
-from springtail.crops.cutting import crop_image
+from springtail.crops.cutting import CropsConfig, crop_image
 from springtail.labels.annotations import read_train_annotations
 from springtail.labels.build import build_labels
 from springtail.labels.consensus import ConsensusConfig

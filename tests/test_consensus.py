@@ -14,19 +14,17 @@ import pytest
 
 from springtail.common.config import from_section
 from springtail.common.policy import ErrorPolicy, SkipLog, TooManySkipped
+from springtail.common.votes import agreement_patterns, strict_majority, vote_counts
 from springtail.common.yolo import AnnotationError
 from springtail.labels.annotations import read_train_annotations
 from springtail.labels.build import competition_idx
 from springtail.labels.consensus import (
     ConsensusConfig,
-    agreement_patterns,
     dawid_skene,
     fleiss_kappa,
     majority,
     run_consensus,
-    strict_majority,
     unanimous,
-    vote_counts,
 )
 
 from conftest import REFERENCE, params_config

@@ -22,8 +22,8 @@ import yaml
 from PIL import Image
 
 from springtail.common.config import load_section
+from springtail.common.votes import PATTERNS, agreement_patterns, strict_majority
 from springtail.common.yolo import read_annotations
-from springtail.labels.consensus import strict_majority
 from springtail.synth import SynthConfig, generate
 from springtail.synth.layout import box_counts, plan_test, plan_train
 from springtail.synth.reference import (
@@ -37,14 +37,7 @@ from springtail.synth.reference import (
     agreement_fractions,
 )
 from springtail.synth.render import render_train
-from springtail.synth.votes import (
-    PATTERNS,
-    VoteModel,
-    agreement_pattern,
-    simulate_votes,
-    truth_prior,
-    vote_statistics,
-)
+from springtail.synth.votes import VoteModel, simulate_votes, truth_prior, vote_statistics
 
 from conftest import params_config
 
@@ -217,7 +210,7 @@ def test_truth_is_often_but_not_always_the_majority(many_votes):
 
 def test_agreement_helpers_on_known_votes():
     examples = ((1, 1, 1, 1), (1, 1, 1, 3), (1, 3, 1, 3), (0, 1, 0, 2), (0, 1, 2, 3))
-    assert [agreement_pattern(v) for v in examples] == list(PATTERNS)
+    assert agreement_patterns(np.array(examples)) == list(PATTERNS)
     assert strict_majority(np.array([(1, 1, 1, 3), (1, 3, 1, 3), (0, 1, 0, 2)])).tolist() == [1, -1, 0]
     stats = vote_statistics(np.array([[1, 1, 1, 1], [2, 2, 2, 3], [2, 3, 2, 3]]))
     assert stats["patterns"]["2-2"] == pytest.approx(1 / 3)

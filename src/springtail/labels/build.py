@@ -19,17 +19,14 @@ from springtail.common.classes import CODES, N_CLASSES, PROB_COLUMNS
 from springtail.common.config import to_dict
 from springtail.common.decode import image_size
 from springtail.common.policy import DataError, SkipLog
+from springtail.common.votes import PATTERNS, agreement_patterns, strict_majority, vote_counts
 from springtail.labels.annotations import VOTE_COLUMNS, read_train_annotations
 from springtail.labels.consensus import (
-    PATTERNS,
     Consensus,
     ConsensusConfig,
-    agreement_patterns,
     compare_methods,
     fleiss_kappa,
     run_consensus,
-    strict_majority,
-    vote_counts,
 )
 
 

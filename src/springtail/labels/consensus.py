@@ -28,10 +28,10 @@ import numpy as np
 from scipy.special import logsumexp
 
 from springtail.common.classes import N_CLASSES
+from springtail.common.votes import strict_majority, vote_counts
 
 METHODS = ("unanimous", "majority", "dawid_skene")
 TIE_BREAKS = ("drop", "lowest_class")
-PATTERNS = ("4", "3-1", "2-2", "2-1-1", "1-1-1-1")  # agreement patterns of four votes
 
 
 @dataclass(frozen=True)
@@ -68,20 +68,6 @@ class Consensus:
     info: dict = field(default_factory=dict)  # method-specific diagnostics
 
 
-def vote_counts(votes: np.ndarray, n_classes: int = N_CLASSES) -> np.ndarray:
-    """(N, E) votes -> (N, K) number of experts voting each class."""
-    votes = np.asarray(votes, dtype=np.int64)
-    counts = np.zeros((len(votes), n_classes), dtype=np.int64)
-    np.add.at(counts, (np.repeat(np.arange(len(votes)), votes.shape[1]), votes.ravel()), 1)
-    return counts
-
-
-def agreement_patterns(votes: np.ndarray) -> list[str]:
-    """Per box, the sorted vote multiplicities joined by '-': "4", "3-1", "2-2", ..."""
-    counts = -np.sort(-vote_counts(votes), axis=1)
-    return ["-".join(str(c) for c in row if c) for row in counts]
-
-
 def fleiss_kappa(counts: np.ndarray) -> float:
     """Fleiss' kappa of an (N, K) table: how many of the n raters put subject i in class k.
 
@@ -96,14 +82,6 @@ def fleiss_kappa(counts: np.ndarray) -> float:
     p_class = counts.sum(axis=0) / counts.sum()
     p_bar, p_e = p_subject.mean(), (p_class**2).sum()
     return float((p_bar - p_e) / (1.0 - p_e)) if p_e < 1 else 1.0
-
-
-def strict_majority(votes: np.ndarray) -> np.ndarray:
-    """(N,) the unique most-voted class of each box, -1 when the top count is tied."""
-    counts = vote_counts(votes)
-    top = counts.max(axis=1)
-    unique = (counts == top[:, None]).sum(axis=1) == 1
-    return np.where(unique, counts.argmax(axis=1), -1)
 
 
 def agreement_with(votes: np.ndarray, label: np.ndarray) -> np.ndarray:

@@ -12,8 +12,8 @@ import pandas as pd
 
 from springtail.common.classes import CODES, N_CLASSES, PROB_COLUMNS
 from springtail.common.f1 import per_class_f1
+from springtail.common.votes import strict_majority
 from springtail.labels.annotations import VOTE_COLUMNS
-from springtail.labels.consensus import strict_majority
 
 ENSEMBLE = "ensemble"
 # Series of the class distribution, in the order of the pipeline.

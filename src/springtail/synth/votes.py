@@ -18,9 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from springtail.common.classes import BACKGROUND, N_CLASSES, N_EXPERTS
+from springtail.common.votes import PATTERNS, agreement_patterns, strict_majority
 from springtail.synth.reference import MAJORITY_COUNTS, POOLED_CONFUSION
-
-PATTERNS = ("4", "3-1", "2-2", "2-1-1", "1-1-1-1")
 
 
 @dataclass(frozen=True)
@@ -106,25 +105,6 @@ def simulate_votes(truth: np.ndarray, rng: np.random.Generator,
     return votes
 
 
-def agreement_pattern(votes: tuple[int, ...] | np.ndarray) -> str:
-    """The agreement pattern of one box's votes: '4', '3-1', '2-2', '2-1-1' or '1-1-1-1'."""
-    return "-".join(str(c) for c in sorted(Counter(int(v) for v in votes).values(), reverse=True))
-
-
-def _patterns_and_majority(votes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(N,) index into PATTERNS and (N,) strict-majority class (-1 if none), vectorised."""
-    mult = (votes[:, :, None] == votes[:, None, :]).sum(axis=2)  # (N, 4) votes equal to each
-    top = mult.max(axis=1)
-    distinct = (1.0 / mult).sum(axis=1).round().astype(int)
-    pattern = np.select(
-        [distinct == 1, (distinct == 2) & (top == 3), (distinct == 2) & (top == 2), distinct == 3],
-        [0, 1, 2, 3], default=4,
-    )
-    majority = votes[np.arange(len(votes)), mult.argmax(axis=1)]
-    majority = np.where((pattern == 2) | (pattern == 4), -1, majority)
-    return pattern, majority
-
-
 def vote_statistics(votes: np.ndarray) -> dict[str, object]:
     """Summary of (N, 4) votes, in the terms of the real reference statistics.
 
@@ -135,11 +115,11 @@ def vote_statistics(votes: np.ndarray) -> dict[str, object]:
     the boxes that have one).
     """
     votes = np.asarray(votes, dtype=np.int64).reshape(-1, N_EXPERTS)
-    pattern, majority = _patterns_and_majority(votes)
+    majority = strict_majority(votes)
     has = majority >= 0
-    counts = np.bincount(pattern, minlength=len(PATTERNS)) / max(1, len(votes))
+    counts = Counter(agreement_patterns(votes))
     return {
-        "patterns": dict(zip(PATTERNS, counts.tolist())),
+        "patterns": {p: counts.get(p, 0) / max(1, len(votes)) for p in PATTERNS},
         "majority": np.bincount(majority[has], minlength=N_CLASSES) / max(1, len(votes)),
         "no_majority": float((~has).mean()),
         "expert_agreement": (votes[has] == majority[has, None]).mean(axis=0),
