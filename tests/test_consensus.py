@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from springtail.common.classes import N_CLASSES
 from springtail.common.config import from_section
 from springtail.common.policy import ErrorPolicy, SkipLog, TooManySkipped
 from springtail.common.votes import agreement_patterns, strict_majority, vote_counts
@@ -19,6 +20,7 @@ from springtail.common.yolo import AnnotationError
 from springtail.labels.annotations import read_train_annotations
 from springtail.labels.build import competition_idx
 from springtail.labels.consensus import (
+    METHODS,
     ConsensusConfig,
     dawid_skene,
     fleiss_kappa,
@@ -232,7 +234,8 @@ def test_stage_scores_every_method_against_a_truth_file(tmp_path):
     assert done.returncode == 0, done.stderr
     metrics = json.loads((tmp_path / "out" / "consensus.json").read_text())
     scores = metrics["truth_accuracy_by_method"]
-    assert set(scores) == {"unanimous", "majority", "dawid_skene"}
+    assert set(scores) == set(METHODS)
+    assert all(0 <= scores[m]["calibration_error"] <= 1 for m in METHODS)
     assert scores["unanimous"]["kept"] == 1.0  # uniform slips never agree unanimously here
     assert metrics["truth_accuracy"]["all"] == scores["dawid_skene"]["all"] >= 0.8
     assert metrics["truth_expert_accuracy"]["v4"] < metrics["truth_expert_accuracy"]["v1"]
@@ -264,3 +267,35 @@ def test_boxes_without_truth_are_counted_not_fatal():
     scores = truth_scores(boxes, truth, params_config(ConsensusConfig, "consensus", method="majority"))
     assert scores["boxes_without_truth"] == 1
     assert scores["truth_accuracy"]["all"] == 0.5  # a/1 right, a/2 wrong; b not scored
+
+
+def test_calibration_error_of_honest_and_overconfident_labels():
+    from springtail.labels.build import calibration_error
+
+    rng = np.random.default_rng(0)
+    confidence = rng.uniform(0.2, 1.0, 20_000)
+    honest = rng.random(20_000) < confidence  # right exactly as often as claimed
+    assert calibration_error(confidence, honest) < 0.01
+    assert calibration_error(np.full(1000, 0.9), np.arange(1000) < 600) == pytest.approx(0.3)
+    assert calibration_error(np.array([]), np.array([], bool)) is None
+
+
+def test_calibrated_dawid_skene_is_more_honest_on_over_dispersed_votes():
+    """Votes from the synthetic experts (look-alike pulls: more 2-2 splits than independent
+    slips give): plain Dawid-Skene is over-confident on disputed boxes; the held-out
+    temperature lowers its calibration error there, without reading the truth."""
+    from springtail.labels.build import calibration_error
+    from springtail.synth.votes import simulate_votes, truth_prior
+
+    rng = np.random.default_rng(11)
+    truth = rng.choice(N_CLASSES, size=6000, p=truth_prior())
+    votes = simulate_votes(truth, rng)
+    disputed = vote_counts(votes).max(axis=1) < 4
+    plain = dawid_skene(votes)
+    tempered = dawid_skene(votes, calibrate=True)
+    assert tempered.info["temperature"] > 1.0
+    held_out = tempered.info["held_out_nll"]
+    assert held_out[tempered.info["temperature"]] < held_out[1.0]
+    errors = [calibration_error(r.confidence[disputed], (r.label == truth)[disputed]) for r in (plain, tempered)]
+    assert errors[1] < errors[0] - 0.03, errors
+    assert (tempered.label == truth).mean() >= (plain.label == truth).mean() - 0.005

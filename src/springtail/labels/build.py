@@ -78,7 +78,10 @@ def _ds_details(result: Consensus) -> dict:
     info = result.info
     return {"iterations": info["iterations"], "converged": info["converged"],
             "log_likelihood": round(info["log_likelihood"], 4),
-            "class_priors": dict(zip(CODES, np.round(info["priors"], 5).tolist()))}
+            "class_priors": dict(zip(CODES, np.round(info["priors"], 5).tolist())),
+            **({"temperature": info["temperature"],
+                "held_out_nll_per_vote": {str(t): v for t, v in info["held_out_nll"].items()}}
+               if "temperature" in info else {})}
 
 
 def summarize(boxes: pd.DataFrame, result: Consensus, config: ConsensusConfig) -> dict:
@@ -103,13 +106,26 @@ def summarize(boxes: pd.DataFrame, result: Consensus, config: ConsensusConfig) -
         "differs_from_strict_majority": int((result.label[has_strict] != strict[has_strict]).sum()),
         "labels_without_strict_majority": int((labelled & ~has_strict).sum()),
     }
-    if config.method == "dawid_skene":
+    if config.method.startswith("dawid_skene"):
         summary["dawid_skene"] = _ds_details(result)
     return summary
 
 
 def _accuracy(label: np.ndarray, truth: np.ndarray, mask: np.ndarray) -> float | None:
     return round(float((label[mask] == truth[mask]).mean()), 5) if mask.any() else None
+
+
+def calibration_error(confidence: np.ndarray, correct: np.ndarray, bins: int = 10) -> float | None:
+    """Expected calibration error: over ``bins`` equal-width confidence bins, the
+    box-weighted mean of |accuracy - mean confidence| (0 = confidence is honest)."""
+    if not len(confidence):
+        return None
+    which = np.clip((np.asarray(confidence) * bins).astype(int), 0, bins - 1)
+    error = 0.0
+    for b in np.unique(which):
+        inside = which == b
+        error += inside.mean() * abs(correct[inside].mean() - confidence[inside].mean())
+    return round(float(error), 5)
 
 
 def truth_scores(boxes: pd.DataFrame, truth: pd.DataFrame, config: ConsensusConfig) -> dict:
@@ -136,11 +152,16 @@ def truth_scores(boxes: pd.DataFrame, truth: pd.DataFrame, config: ConsensusConf
             "disputed": _accuracy(result.label, y, disputed),
             "disputed_mean_confidence": round(float(result.confidence[disputed].mean()), 5)
             if disputed.any() else None,  # vs "disputed": calibration of the soft labels
+            "calibration_error": calibration_error(result.confidence, result.label == y),
+            "calibration_error_disputed": calibration_error(result.confidence[disputed],
+                                                            (result.label == y)[disputed]),
             "boxes_kept": int(result.keep.sum()),
         }
     return {
         "boxes_without_truth": int((~known).sum()),
         "truth_accuracy": {k: methods[config.method][k] for k in ("kept", "all", "disputed")},
+        "truth_calibration_error": {k: methods[config.method][k]
+                                    for k in ("calibration_error", "calibration_error_disputed")},
         "truth_accuracy_by_method": methods,
         "truth_expert_accuracy": {c: round(float(a), 5)
                                   for c, a in zip(VOTE_COLUMNS, (votes == y[:, None]).mean(0))},

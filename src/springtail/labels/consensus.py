@@ -15,6 +15,11 @@ Three methods, chosen by ``consensus.method``:
   give), which a free 9 x 9 matrix per expert overfits, letting a rare class
   such as FOND soak up every odd vote; a strong prior (large ``smoothing``,
   towards the one-coin model) measured best.
+- ``dawid_skene_calibrated``: the same fit, with the posterior tempered: each
+  expert's evidence is raised to the power 1/T, T chosen on held-out agreement
+  (leave one expert out, predict that expert's vote from the other three's
+  tempered posterior, keep the T that predicts the held-out votes best). No
+  answer file is read: only the votes themselves decide how much they are worth.
 
 All functions take a ``(N, E)`` integer vote array and return arrays.
 """
@@ -30,7 +35,8 @@ from scipy.special import logsumexp
 from springtail.common.classes import N_CLASSES
 from springtail.common.votes import strict_majority, vote_counts
 
-METHODS = ("unanimous", "majority", "dawid_skene")
+METHODS = ("unanimous", "majority", "dawid_skene", "dawid_skene_calibrated")
+TEMPERATURES = tuple(round(1 + 0.05 * i, 2) for i in range(101))  # 1.0 .. 6.0, searched for T
 TIE_BREAKS = ("drop", "lowest_class")
 
 
@@ -38,7 +44,7 @@ TIE_BREAKS = ("drop", "lowest_class")
 class ConsensusConfig:
     """The ``consensus`` section of ``params.yaml``."""
 
-    method: str  # unanimous | majority | dawid_skene
+    method: str  # unanimous | majority | dawid_skene | dawid_skene_calibrated
     tie_break: str  # majority without a strict winner: drop | lowest_class
     max_iter: int  # Dawid-Skene EM iterations
     tol: float  # EM stops when the log-likelihood gains less than this
@@ -130,18 +136,44 @@ def _m_step(votes: np.ndarray, post: np.ndarray, smoothing: float):
     return priors, conf
 
 
-def _e_step(votes: np.ndarray, priors: np.ndarray, conf: np.ndarray):
-    """Posteriors (N, K) and the total log-likelihood of the votes."""
+def _e_step(votes: np.ndarray, priors: np.ndarray, conf: np.ndarray, temperature: float = 1.0,
+            experts: list[int] | None = None):
+    """Posteriors (N, K) and the total log-likelihood of the votes of ``experts`` (all by
+    default), each expert's evidence raised to the power 1 / ``temperature``."""
+    experts = range(votes.shape[1]) if experts is None else experts
     log_joint = np.log(priors)[None, :] + sum(
-        np.log(conf[j][:, votes[:, j]]).T for j in range(votes.shape[1])
-    )  # (N, K)
+        np.log(conf[j][:, votes[:, j]]).T for j in experts
+    ) / temperature  # (N, K)
     log_evidence = logsumexp(log_joint, axis=1)
     return np.exp(log_joint - log_evidence[:, None]), float(log_evidence.sum())
 
 
+def held_out_temperature(votes: np.ndarray, priors: np.ndarray, conf: np.ndarray) -> tuple[float, dict]:
+    """The posterior temperature that best predicts each expert's vote from the others'.
+
+    For every expert e and candidate T: the posterior from the other experts' votes,
+    tempered by T, predicts e's vote through e's confusion matrix; T minimises the
+    summed negative log-likelihood of the held-out votes (a grid, the same on every CPU).
+
+    Returns (T, {T: held-out NLL per vote} for T = 1 and the chosen T).
+    """
+    n, e = votes.shape
+    nll = []
+    for temperature in TEMPERATURES:
+        total = 0.0
+        for held in range(e):
+            post, _ = _e_step(votes, priors, conf, temperature, [j for j in range(e) if j != held])
+            total -= np.log((post @ conf[held])[np.arange(n), votes[:, held]]).sum()
+        nll.append(total / (n * e))
+    best = int(np.argmin(nll))
+    return TEMPERATURES[best], {1.0: round(float(nll[0]), 6), TEMPERATURES[best]: round(float(nll[best]), 6)}
+
+
 def dawid_skene(votes: np.ndarray, smoothing: float = 1000.0, max_iter: int = 200,
-                tol: float = 1e-6, n_classes: int = N_CLASSES) -> Consensus:
+                tol: float = 1e-6, n_classes: int = N_CLASSES, calibrate: bool = False) -> Consensus:
     """Dawid-Skene EM over (N, E) votes; the label is the posterior argmax.
+
+    With ``calibrate`` the final posterior is tempered by :func:`held_out_temperature`.
 
     Returns a :class:`Consensus` whose ``info`` holds the priors (K,), the confusion
     matrices (E, K, K; rows: true class, columns: vote), the iterations run,
@@ -161,6 +193,10 @@ def dawid_skene(votes: np.ndarray, smoothing: float = 1000.0, max_iter: int = 20
     accuracy = np.einsum("k,ekk->e", priors, conf)  # P(expert votes the true class)
     info = {"iterations": iteration, "converged": converged, "log_likelihood": loglik,
             "priors": priors, "confusion": conf}
+    if calibrate:
+        temperature, held_out = held_out_temperature(votes, priors, conf)
+        post, _ = _e_step(votes, priors, conf, temperature)
+        info |= {"temperature": temperature, "held_out_nll": held_out}
     return Consensus(post.argmax(axis=1), post.max(axis=1), post,
                      np.ones(len(votes), dtype=bool), accuracy, info)
 
@@ -192,8 +228,9 @@ def run_consensus(votes: np.ndarray, config: ConsensusConfig) -> Consensus:
     elif config.method == "majority":
         result = majority(votes, config.tie_break)
     else:
-        result = dawid_skene(votes, config.smoothing, config.max_iter, config.tol)
-    result = settle(result, relabel=config.method == "dawid_skene")
+        result = dawid_skene(votes, config.smoothing, config.max_iter, config.tol,
+                             calibrate=config.method == "dawid_skene_calibrated")
+    result = settle(result, relabel=config.method.startswith("dawid_skene"))
     keep = (result.label >= 0) & (result.confidence >= config.min_confidence)
     return dataclasses.replace(result, keep=keep)
 
