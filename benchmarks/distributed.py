@@ -24,6 +24,7 @@ from pathlib import Path
 import yaml
 
 from benchmarks.repro import REPO, tool_env
+from springtail.common.store import consensus_targets, load_crops
 
 
 def train(model: str, nproc: int, epochs: int, crops: Path, workdir: Path) -> dict:
@@ -32,10 +33,12 @@ def train(model: str, nproc: int, epochs: int, crops: Path, workdir: Path) -> di
     path = workdir / f"params-{nproc}.yaml"
     path.write_text(yaml.safe_dump(params))
     out, timing = workdir / f"model-{nproc}", workdir / f"timing-{nproc}.json"
+    targets = workdir / "targets.csv"
+    consensus_targets(load_crops(crops, "train")[1]).to_csv(targets, index=False)
     start = time.perf_counter()
     done = subprocess.run(
         [sys.executable, str(REPO / "stages" / "train.py"), "--model", model, "--crops", str(crops),
-         "--out", str(out), "--live", str(workdir / f"live-{nproc}"), "--timing", str(timing),
+         "--targets", str(targets), "--out", str(out), "--live", str(workdir / f"live-{nproc}"), "--timing", str(timing),
          "--params", str(path)], cwd=workdir, env=tool_env(), capture_output=True, text=True)
     wall = time.perf_counter() - start
     if done.returncode:

@@ -16,7 +16,7 @@ from pathlib import Path
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from springtail.common.config import from_section, load_params  # noqa: E402
-from springtail.common.store import load_crops  # noqa: E402
+from springtail.common.store import load_crops, read_targets  # noqa: E402
 from springtail.models import checkpoint, distributed  # noqa: E402
 from springtail.models.registry import create_model  # noqa: E402
 from springtail.models.session import epoch_log, start_process  # noqa: E402
@@ -28,9 +28,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--model", required=True, help="a model name of the registry / params.yaml")
     parser.add_argument("--crops", type=Path, required=True, help="input: crops directory")
     parser.add_argument("--out", type=Path, required=True, help="output: checkpoint directory")
+    parser.add_argument("--targets", type=Path, required=True, help="input: targets.csv (training labels)")
     parser.add_argument("--live", type=Path, required=True, help="output: dvclive directory")
-    parser.add_argument("--timing", type=Path, required=True,
-                        help="output: wall-clock seconds and img/s (a metrics file, not hashed)")
+    parser.add_argument("--timing", type=Path, required=True, help="output: seconds and img/s (not hashed)")
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     return parser.parse_args(argv)
 
@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     model = create_model(args.model, params[args.model], train, images.shape[1])
     main_rank = distributed.rank() == 0
     with epoch_log(args.live, enabled=main_rank) as log:
-        model.fit(**fit_inputs(images, index, train.val_fold), on_epoch=log)
+        model.fit(**fit_inputs(images, index, train.val_fold, read_targets(args.targets)), on_epoch=log)
     if main_rank:
         checkpoint.save_fitted(model, args.out, args.timing)
     distributed.finish()

@@ -67,6 +67,7 @@ def section_configs() -> list[tuple[str, type]]:
     from springtail.models.timm_net import config_class
     from springtail.models.training import TrainConfig
     from springtail.report.build import ReportConfig
+    from springtail.review.opinion import ReviewConfig
     from springtail.scoring.ensemble import EnsembleConfig
     from springtail.scoring.submission import SubmissionConfig
     from springtail.synth import SynthConfig
@@ -75,7 +76,7 @@ def section_configs() -> list[tuple[str, type]]:
     fixed = {"data": ErrorPolicy, "synthesize": SynthConfig, "consensus": ConsensusConfig,
              "crops": CropsConfig, "train": TrainConfig, "cnn_xgb": CnnXgbConfig,
              "predict": PredictConfig, "ensemble": EnsembleConfig, "submission": SubmissionConfig,
-             "report": ReportConfig}
+             "report": ReportConfig, "review": ReviewConfig}
     models = {name: config_class(section) for name, section in params.items()
               if name not in fixed and isinstance(section, dict)}
     return sorted((fixed | models).items())

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 import yaml
 
-from springtail.common.store import ShardWriter, load_crops, write_index
+from springtail.common.store import ShardWriter, consensus_targets, load_crops, write_index
 from springtail.models.augment import dihedral, jitter, prepare_batch, random_dihedral, to_chw
 from springtail.models.registry import create_model
 from springtail.models.training import (
@@ -183,10 +183,17 @@ def tiny_params(path: Path, **train) -> Path:
     return path
 
 
+def write_targets(crops: Path, path: Path) -> Path:
+    """The review stage's targets without a second pass: the crops' own consensus labels."""
+    consensus_targets(load_crops(crops, "train")[1]).to_csv(path, index=False)
+    return path
+
+
 def test_train_and_predict_stages_write_the_contract(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     crops, params = write_crops(tmp_path / "crops"), tiny_params(tmp_path / "params.yaml")
-    run_stage("train", ["--model", "vit", "--crops", str(crops), "--out", "models/vit",
+    targets = write_targets(crops, tmp_path / "targets.csv")
+    run_stage("train", ["--model", "vit", "--crops", str(crops), "--targets", str(targets), "--out", "models/vit",
                         "--live", "dvclive/vit", "--timing", "timing/vit.json",
                         "--params", str(params)])
     config = yaml.safe_load(Path("models/vit/config.yaml").read_text())
@@ -217,7 +224,7 @@ def train_in_subprocess(tmp_path: Path, crops: Path, name: str, nproc: int) -> d
     params = tiny_params(tmp_path / f"{name}.yaml", nproc=nproc, epochs=3)
     result = subprocess.run(
         [sys.executable, str(REPO / "stages" / "train.py"), "--model", "resnet", "--crops", str(crops),
-         "--out", str(tmp_path / name), "--live", str(tmp_path / f"live-{name}"),
+         "--targets", str(write_targets(crops, tmp_path / "targets.csv")), "--out", str(tmp_path / name), "--live", str(tmp_path / f"live-{name}"),
          "--timing", str(tmp_path / f"{name}.timing.json"), "--params", str(params)],
         cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]

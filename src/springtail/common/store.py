@@ -109,3 +109,26 @@ def prediction_table(keys, probs: np.ndarray):
     if len(keys) != len(probs):
         raise ValueError(f"{len(keys)} rows of keys but {len(probs)} rows of probabilities")
     return pd.concat([keys.reset_index(drop=True), pd.DataFrame(probs, columns=list(PROB_COLUMNS))], axis=1)
+
+
+def consensus_targets(index: pd.DataFrame) -> pd.DataFrame:
+    """Training targets that are the crop index's own consensus labels (crop_id, label, p0..p8)."""
+    return index[["crop_id", "label", *PROB_COLUMNS]].reset_index(drop=True)
+
+
+def read_targets(path: str | Path) -> pd.DataFrame:
+    """The review stage's training targets (crop_id, label, p0..p8); ``attrs["source"]``
+    keeps the file name for error messages.
+
+    Raises:
+        FileNotFoundError / ValueError: naming ``path`` when it is missing or lacks a column.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: missing training targets (run `dvc repro review`)")
+    targets = pd.read_csv(path)
+    missing = [c for c in ("crop_id", "label", *PROB_COLUMNS) if c not in targets.columns]
+    if missing:
+        raise ValueError(f"{path}: missing column(s) {', '.join(missing)}")
+    targets.attrs["source"] = str(path)
+    return targets

@@ -289,14 +289,25 @@ def validation_mask(index, val_fold: int) -> np.ndarray:
     return val
 
 
-def fit_inputs(images: np.ndarray, index, val_fold: int) -> dict:
+def fit_inputs(images: np.ndarray, index, val_fold: int, targets=None) -> dict:
     """Keyword arguments of a classifier's ``fit`` from a crop store's training split.
 
-    Validation = crops whose fold is ``val_fold``; training = the other folds.
-    Raises ValueError when either side is empty.
+    Validation = crops whose fold is ``val_fold``, scored against the consensus labels of
+    the index; training = the other folds, with the labels and p0..p8 of ``targets``
+    (the review stage's table, one row per crop in crop_id order) when given.
+
+    Raises:
+        ValueError: either side is empty, or ``targets`` does not list the index's crops
+            in order (the message names its file, ``targets.attrs["source"]``).
     """
     val = validation_mask(index, val_fold)
-    labels = index["label"].to_numpy(dtype=int)
-    soft = index[list(PROB_COLUMNS)].to_numpy(dtype=np.float32)
+    consensus = index["label"].to_numpy(dtype=int)
+    if targets is None:
+        targets = index
+    elif not np.array_equal(targets["crop_id"].to_numpy(), index["crop_id"].to_numpy()):
+        raise ValueError(f"{targets.attrs.get('source', 'targets')}: its crop_id column is not the crop store's (0..{len(index) - 1} "
+                         f"in order): re-run the review stage")
+    labels = targets["label"].to_numpy(dtype=int)
+    soft = targets[list(PROB_COLUMNS)].to_numpy(dtype=np.float32)
     return {"X": images[~val], "y": labels[~val], "soft_targets": soft[~val],
-            "eval_set": (images[val], labels[val])}
+            "eval_set": (images[val], consensus[val])}
