@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -47,7 +48,9 @@ POLICIES = {
 
 
 def dvc(*args: str, capture: bool = False) -> str:
-    done = subprocess.run([*DVC, *args], cwd=REPO, text=True, check=True,
+    # The queue's worker runs `dvc` by name: this interpreter's bin directory goes first on PATH.
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    done = subprocess.run([*DVC, *args], cwd=REPO, text=True, check=True, env=env,
                           stdout=subprocess.PIPE if capture else None)
     return done.stdout if capture else ""
 
@@ -69,11 +72,14 @@ def queue(policies: list[str], models: list[str], seeds: list[int]) -> list[str]
 
 
 def wait_for_queue(poll_s: float = 20.0) -> None:
+    """Start one worker and wait until nothing is queued or running (a dead worker is an error)."""
     dvc("queue", "start", "--jobs", "1")
     while True:
         status = dvc("queue", "status", capture=True)
         if not any(word in status for word in ("Queued", "Running")):
             return
+        if "0 active, 0 idle" in status:
+            raise RuntimeError(f"experiments are queued but no worker runs them:\n{status}")
         time.sleep(poll_s)
 
 

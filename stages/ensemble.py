@@ -11,10 +11,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import pandas as pd
-
 from springtail.common.config import load_models, load_section
 from springtail.common.io import write_csv, write_json
+from springtail.common.store import read_predictions
 from springtail.scoring.ensemble import EnsembleConfig, build_ensemble
 
 
@@ -30,8 +29,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     config = load_section(EnsembleConfig, "ensemble", args.params)
     models = load_models(args.params)
-    vals = {m: pd.read_csv(args.predictions / m / "val.csv", dtype={"image_id": str}) for m in models}
-    tests = {m: pd.read_csv(args.predictions / m / "test.csv", dtype={"idx": str}) for m in models}
+    vals = {m: read_predictions(args.predictions / m / "val.csv") for m in models}
+    tests = {m: read_predictions(args.predictions / m / "test.csv") for m in models}
     result = build_ensemble(vals, tests, config)
     write_csv(args.out / "val.csv", result.val)
     write_csv(args.out / "test.csv", result.test)

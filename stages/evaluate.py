@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from springtail.common.io import write_csv, write_json
+from springtail.common.store import read_predictions
 from springtail.scoring.metrics import evaluate_predictions
 
 
@@ -27,8 +28,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    val = pd.read_csv(args.predictions / "val.csv", dtype={"image_id": str})
-    test = pd.read_csv(args.predictions / "test.csv", dtype={"idx": str})
+    val = read_predictions(args.predictions / "val.csv")
+    test = read_predictions(args.predictions / "test.csv")
     solution_path = args.raw_dir / "solution.csv"
     solution = pd.read_csv(solution_path, dtype={"idx": str}) if solution_path.exists() else None
     metrics, confusion, per_class = evaluate_predictions(val, test, solution,

@@ -30,6 +30,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--labels", type=Path, required=True, help="input: labels.csv")
     parser.add_argument("--predictions", type=Path, required=True, help="input: one directory per model")
     parser.add_argument("--ensemble", type=Path, required=True, help="input: ensemble directory")
+    parser.add_argument("--review", type=Path, required=True, help="input: review.csv")
     parser.add_argument("--models-dir", type=Path, required=True, help="input: one checkpoint per model")
     parser.add_argument("--out", type=Path, required=True, help="output: report HTML")
     parser.add_argument("--plots", type=Path, required=True, help="output: plots directory")
@@ -43,7 +44,7 @@ def main(argv: list[str] | None = None) -> None:
     models = load_models(args.params)
     explained = explained_models(config, models, args.params)
     setup_torch()
-    data = ReportData.read(args.crops, args.labels, args.predictions, args.ensemble, models)
+    data = ReportData.read(args.crops, args.labels, args.predictions, args.ensemble, args.review, models)
     settings = yaml.safe_dump({"report": to_dict(config), "models": models}, sort_keys=False)
     report = build_report(data, {m: load_model(args.models_dir / m) for m in explained}, config, settings)
     with atomic_path(args.out) as tmp:

@@ -15,6 +15,7 @@ import pandas as pd
 
 from springtail.common.config import load_section
 from springtail.common.io import read_json, write_csv, write_json
+from springtail.common.store import read_predictions
 from springtail.scoring.metrics import ensemble_metrics, evaluate_predictions
 from springtail.scoring.submission import SubmissionConfig, build_submission
 
@@ -35,10 +36,10 @@ def main(argv: list[str] | None = None) -> None:
     config = load_section(SubmissionConfig, "submission", args.params)
     sample_path, test_path = args.raw_dir / "sample_submission.csv", args.ensemble / "test.csv"
     sample = pd.read_csv(sample_path, dtype={"idx": str})
-    test = pd.read_csv(test_path, dtype={"idx": str})
+    test = read_predictions(test_path)
     submission = build_submission(test, sample, config.class_column, str(test_path), str(sample_path))
     write_csv(args.out, submission)
-    val = pd.read_csv(args.ensemble / "val.csv", dtype={"image_id": str})
+    val = read_predictions(args.ensemble / "val.csv")
     solution_path = args.raw_dir / "solution.csv"
     solution = pd.read_csv(solution_path, dtype={"idx": str}) if solution_path.exists() else None
     metrics, confusion, per_class = evaluate_predictions(val, test, solution, config.class_column,

@@ -157,3 +157,16 @@ def test_forward_selection_leaves_out_a_member_that_hurts():
     assert everyone.report["selected"] == ["good", "fair", "noise"]
     assert report["oof_val_macro_f1"] > everyone.report["oof_val_macro_f1"]
     assert report["oof_val_macro_f1"] >= report["model_val_macro_f1"]["good"]
+
+
+@pytest.mark.parametrize("method", ["per_class_f1", "mean", "stacking"])
+def test_combiners_give_the_same_bits_whatever_the_memory_layout(method):
+    """The stage stacks pandas columns (Fortran order); springtail-identify stacks model
+    outputs (C order): the ensemble's probabilities must be identical to the last bit."""
+    rng = np.random.default_rng(5)
+    P = rng.dirichlet(np.ones(9), size=(3, 200))
+    y = rng.integers(0, 9, 200)
+    combiner = params_config(EnsembleConfig, "ensemble", method=method).combiner().fit(P, y)
+    fortran = np.stack([np.asfortranarray(p) for p in P])
+    assert not fortran.flags["C_CONTIGUOUS"]
+    assert np.array_equal(combiner.predict_proba(fortran), combiner.predict_proba(np.ascontiguousarray(P)))

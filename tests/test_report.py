@@ -192,6 +192,10 @@ def fake_data(seed: int = 0, n_boxes: int = 40, n_background: int = 10, n_test: 
                                      fold=np.arange(len(train_index)) % 3)
     val = train_index.loc[train_index["fold"] == 0, ["crop_id", "image_id", "label"]].reset_index(drop=True)
     test_index = pd.DataFrame({"crop_id": np.arange(n_test), "idx": [str(100 + k) for k in range(n_test)]})
+    review = labels[disputed].assign(
+        consensus=[CODES[k] for k in labels.loc[disputed, "label"]], model=CODES[0],
+        model_probability=0.9, combined=CODES[0], gain=np.linspace(0.9, 0.1, disputed.sum()),
+        crop_id=np.flatnonzero(disputed)).drop(columns=["label", "keep"])
     return ReportData(
         crops=rng.integers(0, 256, (len(train_index), 32, 32, 3), dtype=np.uint8),
         train_index=train_index,
@@ -199,16 +203,18 @@ def fake_data(seed: int = 0, n_boxes: int = 40, n_background: int = 10, n_test: 
         labels=labels, vals={m: pd.concat([val, probs_table(rng, len(val))], axis=1) for m in MODELS},
         ensemble_val=pd.concat([val, probs_table(rng, len(val))], axis=1),
         ensemble_test=pd.concat([test_index[["idx"]], probs_table(rng, n_test, sharp=1.0)], axis=1),
-        weights={"method": "per_class_f1", "oof_val_macro_f1": 0.5, "model_val_macro_f1": {"resnet": 0.4}})
+        weights={"method": "per_class_f1", "oof_val_macro_f1": 0.5, "model_val_macro_f1": {"resnet": 0.4}},
+        review=review)
 
 
-def test_disputed_boxes_come_least_confident_first_with_their_crop():
+def test_disputed_boxes_are_the_top_of_the_review_list_with_their_crop():
     data = fake_data()
-    rows = gallery.disputed_boxes(data.labels, data.train_index, n=5)
+    rows = gallery.disputed_boxes(data.review, data.train_index, n=5)
     assert len(rows) == 5 and (rows["agreement"] != "4").all()
-    assert rows["confidence"].is_monotonic_increasing
+    assert rows["gain"].is_monotonic_decreasing and rows["gain"].iloc[0] == data.review["gain"].max()
     crops = data.train_index.set_index("crop_id").loc[rows["crop_id"]]
     assert (crops["image_id"].to_numpy() == rows["image_id"].to_numpy()).all()
+    assert (crops["fold"].to_numpy() == rows["fold"].to_numpy()).all()
 
 
 def test_confident_errors_are_wrong_and_sorted():

@@ -111,6 +111,11 @@ def prediction_table(keys, probs: np.ndarray):
     return pd.concat([keys.reset_index(drop=True), pd.DataFrame(probs, columns=list(PROB_COLUMNS))], axis=1)
 
 
+def read_predictions(path: str | Path) -> pd.DataFrame:
+    """A prediction table (val.csv / test.csv: keys as strings, p0..p8)."""
+    return pd.read_csv(path, dtype={"image_id": str, "idx": str})
+
+
 def consensus_targets(index: pd.DataFrame) -> pd.DataFrame:
     """Training targets that are the crop index's own consensus labels (crop_id, label, p0..p8)."""
     return index[["crop_id", "label", *PROB_COLUMNS]].reset_index(drop=True)

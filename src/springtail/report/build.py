@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from springtail.common.classes import CODES, PROB_COLUMNS
+from springtail.common.classes import CODES
 from springtail.common.io import read_json
-from springtail.common.store import load_crops
+from springtail.common.store import load_crops, read_predictions
 from springtail.labels.annotations import VOTE_COLUMNS
 from springtail.report import gallery, gradcam
 from springtail.report.html import Card, Section, cam_rows, facts, grid, groups, page, wide_table
@@ -24,7 +24,7 @@ from springtail.report.plots import class_distribution, per_class_f1_long
 class ReportConfig:
     """The ``report`` section of params.yaml."""
 
-    n_disputed: int  # disputed boxes shown, least confident consensus first
+    n_disputed: int  # boxes shown from the top of the review list (likeliest mislabelled first)
     n_errors: int  # validation crops the ensemble gets wrong most confidently
     n_per_class: int  # most uncertain test crops shown per predicted class
     uncertainty: str  # entropy | max_prob: how test crops are ranked
@@ -59,19 +59,20 @@ class ReportData:
     ensemble_val: pd.DataFrame  # the ensemble's out-of-fold val.csv
     ensemble_test: pd.DataFrame  # the ensemble's test.csv
     weights: dict  # the ensemble's weights.json
+    review: pd.DataFrame  # review.csv: disputed boxes, the likeliest mislabelled first
 
     @classmethod
-    def read(cls, crops: Path, labels: Path, predictions: Path, ensemble: Path,
+    def read(cls, crops: Path, labels: Path, predictions: Path, ensemble: Path, review: Path,
              models: list[str]) -> ReportData:
         """Load the pipeline's outputs: crop store, labels.csv, each model's and the
-        ensemble's predictions, weights.json."""
+        ensemble's predictions, weights.json, review.csv."""
         train_crops, train_index = load_crops(crops, "train")
         test_crops, test_index = load_crops(crops, "test")
         read = {"dtype": {"image_id": str, "idx": str}}
         return cls(train_crops, train_index, test_crops, test_index, pd.read_csv(labels, **read),
-                   {m: pd.read_csv(predictions / m / "val.csv", **read) for m in models},
-                   pd.read_csv(ensemble / "val.csv", **read), pd.read_csv(ensemble / "test.csv", **read),
-                   read_json(ensemble / "weights.json"))
+                   {m: read_predictions(predictions / m / "val.csv") for m in models},
+                   read_predictions(ensemble / "val.csv"), read_predictions(ensemble / "test.csv"),
+                   read_json(ensemble / "weights.json"), pd.read_csv(review, **read))
 
 
 def explained_models(config: ReportConfig, models: list[str], source: str | Path = "params.yaml") -> list[str]:
@@ -128,24 +129,24 @@ def vote_tags(votes, label: int) -> list[tuple[str, str]]:
 
 
 def disputed_section(data: ReportData, config: ReportConfig, pics: _Pictures) -> Section:
-    rows = gallery.disputed_boxes(data.labels, data.train_index, config.n_disputed, config.seed)
-    ens = data.ensemble_val.set_index("crop_id")
+    rows = gallery.disputed_boxes(data.review, data.train_index, config.n_disputed)
     cards = []
     for r in rows.itertuples(index=False):
         votes = [getattr(r, v) for v in VOTE_COLUMNS]
-        lines = [(f"consensus {code(r.label)} {r.confidence:.2f}", "strong"),
+        label = CODES.index(r.consensus) if r.consensus in CODES else -1
+        model = CODES.index(r.model)
+        lines = [(f"consensus {r.consensus or '-'} {r.confidence:.2f}", "strong"),
+                 (f"model {r.model} {r.model_probability:.2f}", _verdict(model, label)),
+                 (f"wrong label: {r.gain:.0%} chance", "muted"),
                  (f"votes {r.agreement}, fold {r.fold}", "muted")]
-        if r.crop_id in ens.index:
-            probs = ens.loc[r.crop_id, list(PROB_COLUMNS)].to_numpy(dtype=float)
-            lines.append((f"pred {code(probs.argmax())} {probs.max():.2f}",
-                          _verdict(probs.argmax(), r.label)))
         cards.append(pics.train(r.crop_id, lines, f"disputed box {r.image_id} line {r.line}",
-                                vote_tags(votes, r.label)))
-    n_all = int((data.labels["agreement"].astype(str) != "4").sum())
-    lead = (f"{len(cards)} of the {n_all} boxes on which the four experts disagree, the least "
-            "confident consensus first: the consensus label and its confidence, the four votes "
-            "(green: agrees with the consensus), and for validation crops the ensemble's "
-            "out-of-fold prediction.")
+                                vote_tags(votes, label)))
+    lead = (f"The top {len(cards)} of data/interim/review.csv ({len(data.review)} boxes on which the "
+            "four experts disagree), the likeliest mislabelled first: the consensus label and its "
+            "confidence, the model's out-of-fold opinion (a logistic regression on frozen CNN "
+            "features that never saw the crop), the chance the consensus is wrong when experts and "
+            "model are combined, and the four votes (green: agrees with the consensus). An expert's "
+            "look at the top of the list is expected to fix the most labels.")
     return Section("disputed", "Disputed boxes", escape(lead), grid(cards, "No disputed box has a crop."))
 
 

@@ -28,21 +28,18 @@ def entropy(probs: np.ndarray) -> np.ndarray:
     return -(p * np.log(p)).sum(axis=1) / np.log(probs.shape[1])
 
 
-def disputed_boxes(labels: pd.DataFrame, train_index: pd.DataFrame, n: int, seed: int = 0) -> pd.DataFrame:
-    """The ``n`` disputed boxes (not 4 equal votes) that have a training crop, the least
-    confident consensus first.
+def disputed_boxes(review: pd.DataFrame, train_index: pd.DataFrame, n: int) -> pd.DataFrame:
+    """The top ``n`` of the review list (disputed boxes, the likeliest mislabelled first).
 
     Args:
-        labels: labels.csv (image_id, line, v1..v4, label, confidence, agreement).
-        train_index: the crops' train_index.csv (crop_id, image_id, line, source, fold).
+        review: review.csv (image_id, line, v1..v4, agreement, consensus, confidence, model,
+            model_probability, combined, gain, crop_id), already ranked.
+        train_index: the crops' train_index.csv (crop_id, fold).
     Returns:
-        The labels columns plus crop_id and fold, at most ``n`` rows.
+        The review columns plus the crop's fold, at most ``n`` rows, in the list's order.
     """
-    disputed = labels[labels["agreement"].astype(str) != "4"]
-    boxes = train_index.loc[train_index["source"] == "box", ["crop_id", "image_id", "line", "fold"]]
-    merged = disputed.merge(boxes, on=["image_id", "line"], how="inner", validate="1:1")
-    merged = _shuffled(merged, seed).sort_values("confidence", kind="stable")
-    return merged.head(n).reset_index(drop=True)
+    folds = train_index[["crop_id", "fold"]]
+    return review.head(n).merge(folds, on="crop_id", how="left", validate="1:1").reset_index(drop=True)
 
 
 def confident_errors(val: pd.DataFrame, n: int, seed: int = 0) -> pd.DataFrame:

@@ -40,7 +40,7 @@ class MeanEnsemble:
         return self
 
     def predict_proba(self, P: np.ndarray) -> np.ndarray:
-        return _normalise(np.einsum("mc,mnc->nc", self.weights_, P))
+        return _normalise(np.einsum("mc,mnc->nc", self.weights_, np.ascontiguousarray(P)))
 
     def describe(self, models: list[str]) -> dict[str, Any]:
         return {"weights": {m: dict(zip(CODES, map(float, w))) for m, w in zip(models, self.weights_)}}
@@ -70,7 +70,7 @@ class StackingEnsemble:
 
     @staticmethod
     def _features(P: np.ndarray) -> np.ndarray:
-        return P.transpose(1, 0, 2).reshape(P.shape[1], -1)  # (N, M * 9), model-major
+        return np.ascontiguousarray(P.transpose(1, 0, 2).reshape(P.shape[1], -1))  # (N, M * 9), model-major
 
     def fit(self, P: np.ndarray, y: np.ndarray) -> StackingEnsemble:
         self.classes_ = np.unique(y)
@@ -162,7 +162,9 @@ def _align(tables: dict[str, pd.DataFrame], key: str, kind: str) -> tuple[pd.Dat
             raise ValueError(f"{name}/{kind}.csv: its {key} values differ from {names[0]}/{kind}.csv "
                              f"(predictions from different crops or folds?)")
         stacked.append(table.loc[ids, list(PROB_COLUMNS)].to_numpy(dtype=float))
-    return first.drop(columns=list(PROB_COLUMNS)), np.stack(stacked)
+    # C order: numpy's sums depend on the memory layout in the last bit, and the
+    # springtail-identify command must give exactly what this stage gives.
+    return first.drop(columns=list(PROB_COLUMNS)), np.ascontiguousarray(np.stack(stacked))
 
 
 def oof_score(config: EnsembleConfig, P: np.ndarray, y: np.ndarray, splits) -> float:
@@ -195,6 +197,13 @@ def leave_one_out(config: EnsembleConfig, P: np.ndarray, y: np.ndarray, splits, 
     return {m: full - oof_score(config, np.delete(P, i, axis=0), y, splits) for i, m in enumerate(models)}
 
 
+def final_combiner(vals: dict[str, pd.DataFrame], config: EnsembleConfig):
+    """The combiner the ensemble stage applies to the test crops: fitted on all validation
+    predictions of the members in ``vals`` (model -> val.csv table), in their order."""
+    val_keys, P_val = _align(vals, "crop_id", "val")
+    return config.combiner().fit(P_val, val_keys["label"].to_numpy(dtype=int))
+
+
 @dataclass
 class EnsembleResult:
     val: pd.DataFrame  # crop_id, image_id, label, p0..p8: out-of-fold ensemble probabilities
@@ -217,7 +226,7 @@ def build_ensemble(vals: dict[str, pd.DataFrame], tests: dict[str, pd.DataFrame]
     models = list(vals)
     chosen = forward_select(config, P_val, y, splits) if config.select else list(range(len(models)))
     oof = out_of_fold(config.combiner, P_val[chosen], y, splits)
-    final = config.combiner().fit(P_val[chosen], y)
+    final = final_combiner({models[i]: vals[models[i]] for i in chosen}, config)
     report = {"method": config.method, "models": models, "selected": [models[i] for i in chosen],
               "inner_folds": config.inner_folds, **final.describe([models[i] for i in chosen]),
               "model_val_macro_f1": {m: macro_f1(y, p.argmax(axis=1)) for m, p in zip(models, P_val)},
