@@ -105,7 +105,7 @@ def _get(tree: dict, path: str):
 def rows(names: list[str]) -> list[dict]:
     """One row per finished experiment named in ``names``, from `dvc exp show --json`."""
     found = {}
-    for node in _nodes(json.loads(dvc("exp", "show", "--json", capture=True))):
+    for node in _nodes(json.loads(dvc("exp", "show", "--json", "--all-commits", capture=True))):
         data = node.get("data") or {}
         if node.get("name") in names and data.get("metrics"):
             found[node["name"]] = {k: v.get("data", {}) for k, v in data["metrics"].items()}

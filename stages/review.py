@@ -20,7 +20,8 @@ import pandas as pd  # noqa: E402
 from springtail.common.config import load_section  # noqa: E402
 from springtail.common.io import write_csv, write_json  # noqa: E402
 from springtail.common.runtime import setup_torch  # noqa: E402
-from springtail.review.build import ValidationFold, build_review  # noqa: E402
+from springtail.models.training import ValidationFold  # noqa: E402
+from springtail.review.build import build_review  # noqa: E402
 from springtail.review.opinion import ReviewConfig  # noqa: E402
 
 

@@ -36,26 +36,32 @@ class TrainedPipeline:
 
     @classmethod
     def load(cls, root: str | Path = ".", params: str | Path | None = None) -> TrainedPipeline:
-        """Load the pipeline whose outputs are under ``root`` (its params file by default).
+        """Load the pipeline whose outputs are under ``root`` in the layout of its dvc.yaml
+        (its own params file by default); see :meth:`from_outputs`."""
+        root = Path(root)
+        return cls.from_outputs(root / "models", root / "data/processed/predictions",
+                                root / "data/processed/ensemble", root / "params.yaml" if params is None else params)
+
+    @classmethod
+    def from_outputs(cls, models_dir: Path, predictions: Path, ensemble: Path, params: str | Path) -> TrainedPipeline:
+        """Load from the train, predict and ensemble stages' output folders.
 
         Raises:
             FileNotFoundError: naming the missing output (run ``dvc repro`` or ``dvc pull``).
             ValueError: a checkpoint trained on another crop size than ``crops.crop_px``.
         """
-        root = Path(root)
-        params = root / "params.yaml" if params is None else Path(params)
-        weights_path = root / "data/processed/ensemble/weights.json"
+        weights_path = Path(ensemble) / "weights.json"
         if not weights_path.exists():
-            raise FileNotFoundError(f"{weights_path}: missing (run `dvc repro` or `dvc pull` in {root})")
+            raise FileNotFoundError(f"{weights_path}: missing (run `dvc repro` or `dvc pull`)")
         selected = read_json(weights_path)["selected"]
         members, vals = {}, {}
         for name in selected:
-            members[name] = load_model(root / "models" / name)
-            vals[name] = read_predictions(root / "data/processed/predictions" / name / "val.csv")
+            members[name] = load_model(Path(models_dir) / name)
+            vals[name] = read_predictions(Path(predictions) / name / "val.csv")
         crops = load_section(CropsConfig, "crops", params)
         for name, model in members.items():
             if model.img_size != crops.crop_px:
-                raise ValueError(f"{root / 'models' / name}: trained on {model.img_size} px crops, but "
+                raise ValueError(f"{Path(models_dir) / name}: trained on {model.img_size} px crops, but "
                                  f"{params} says crops.crop_px = {crops.crop_px}")
         combiner = final_combiner(vals, load_section(EnsembleConfig, "ensemble", params))
         return cls(members, combiner, crops, load_section(PredictConfig, "predict", params))

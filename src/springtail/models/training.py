@@ -277,6 +277,13 @@ def fit_network(
     return result
 
 
+@dataclass(frozen=True)
+class ValidationFold:
+    """``train.val_fold`` alone, for the stages that keep the validation fold apart."""
+
+    val_fold: int  # the fold held out for validation and ensemble fitting
+
+
 def validation_mask(index, val_fold: int) -> np.ndarray:
     """(N,) bool: the crops of a store's training split whose fold is ``val_fold``.
 

@@ -16,13 +16,6 @@ from springtail.review.opinion import ReviewConfig, crop_features, out_of_fold
 from springtail.review.second_pass import second_pass, target_scores
 
 
-@dataclass(frozen=True)
-class ValidationFold:
-    """``train.val_fold``: the fold the opinions keep out of every training target."""
-
-    val_fold: int  # the fold held out for validation and ensemble fitting
-
-
 @dataclass
 class Review:
     opinion: pd.DataFrame  # crop_id, m0..m8: out-of-fold model probabilities

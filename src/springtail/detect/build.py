@@ -1,0 +1,81 @@
+"""The detect stage: the trained pipeline on the validation fold's whole photos, scored."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from springtail.common.classes import CODES
+from springtail.common.config import to_dict
+from springtail.common.decode import image_size
+from springtail.common.policy import DataError, SkipLog
+from springtail.crops.regions import pixel_box
+from springtail.detect.candidates import DetectConfig, min_box_area
+from springtail.detect.evaluate import detection_metrics
+from springtail.detect.photos import BOX_COLUMNS, counts_table, detect_photo
+from springtail.identify.trained import TrainedPipeline
+
+
+def annotated_boxes(labels: pd.DataFrame, photo: str, size: tuple[int, int]) -> pd.DataFrame:
+    """The experts' boxes of one photo in pixels, with the consensus species ("" for none)."""
+    rows = labels[labels["image_id"] == photo]
+    boxes = [pixel_box(r.xc, r.yc, r.w, r.h, *size) for r in rows.itertuples()]
+    table = pd.DataFrame(boxes, columns=["x0", "y0", "x1", "y1"])
+    table.insert(0, "photo", f"{photo}.jpg")
+    table["species"] = [CODES[k] if k >= 0 else "" for k in rows["label"]]
+    return table
+
+
+def fold_photos(crops: Path, val_fold: int) -> tuple[list[str], list[str]]:
+    """Image ids of the validation fold and of the training folds, from a crop store's index."""
+    index = pd.read_csv(Path(crops) / "train_index.csv", dtype={"image_id": str})
+    val = index["fold"] == val_fold
+    return sorted(set(index.loc[val, "image_id"])), sorted(set(index.loc[~val, "image_id"]))
+
+
+def training_box_areas(labels: pd.DataFrame, photos: list[str]) -> np.ndarray:
+    """w * h (fractions of the photo) of the annotated boxes of ``photos``."""
+    rows = labels[labels["image_id"].isin(photos)]
+    return (rows["w"] * rows["h"]).to_numpy(dtype=float)
+
+
+@dataclass
+class Detections:
+    candidates: pd.DataFrame  # every candidate box of every photo (accepted or not)
+    counts: pd.DataFrame  # photo x species counts of the accepted boxes
+    plot: pd.DataFrame  # photo, species, annotated, predicted
+    metrics: dict
+    timing: dict  # wall-clock seconds (kept apart: they change on every run)
+
+
+def detect_validation(train_dir: Path, labels_path: Path, crops: Path, val_fold: int,
+                      pipeline: TrainedPipeline, config: DetectConfig, log: SkipLog) -> Detections:
+    """Detect on the validation fold's photos and score against the boxes of labels.csv;
+    the smallest springtail is learned from the training folds' boxes. An unreadable
+    photo goes to ``log`` (the ``data.on_error`` policy)."""
+    labels = pd.read_csv(labels_path, dtype={"image_id": str})
+    photos, training = fold_photos(crops, val_fold)
+    min_area = min_box_area(training_box_areas(labels, training), config)
+    candidates, truth, names = [], [], []
+    started = time.perf_counter()
+    for photo in photos:
+        path = train_dir / f"{photo}.jpg"
+        try:
+            found = detect_photo(path, pipeline, config, min_area)
+            size = image_size(path)
+        except DataError as err:
+            log.handle(err)
+            continue
+        candidates.append(found)
+        truth.append(annotated_boxes(labels, photo, size))
+        names.append(path.name)
+    seconds = time.perf_counter() - started
+    boxes = pd.concat(candidates, ignore_index=True) if candidates else pd.DataFrame(columns=list(BOX_COLUMNS))
+    metrics, plot = detection_metrics(boxes, pd.concat(truth, ignore_index=True), config.iou)
+    metrics |= {"min_area": round(min_area, 6), "skipped": log.to_dict(), "config": to_dict(config)}
+    timing = {"seconds": round(seconds, 2), "seconds_per_photo": round(seconds / max(1, len(names)), 3)}
+    return Detections(boxes, counts_table(boxes, names), plot, metrics, timing)

@@ -1,0 +1,55 @@
+"""springtail-count: whole microscope photos in; springtails found, named and counted.
+
+    springtail-count --photos this_week/ --out counts/ [--pipeline .]
+
+For every photo (JPEG or PNG) in the folder: candidate boxes (dark objects on the
+bright field), each named by the trained ensemble, background (FOND) rejected. Writes
+<out>/boxes.csv (photo, box in pixels, species, probability), <out>/counts.csv (one row
+per photo, one column per species, and the total) and <out>/annotated/<photo>.jpg (the
+photo with its boxes). No DVC command runs: the trained pipeline's outputs are read as
+they are. A file that cannot be read is named on screen and in counts.csv's ``error``
+column; the other photos are counted all the same (exit status 1; 0 when all were read).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads OpenMP (see stages/train.py)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="springtail-count", description=__doc__.splitlines()[0])
+    parser.add_argument("--photos", type=Path, required=True, help="folder of whole photos (JPEG/PNG)")
+    parser.add_argument("--out", type=Path, required=True, help="output folder")
+    parser.add_argument("--pipeline", type=Path, default=Path("."),
+                        help="the trained pipeline's repository (default: here)")
+    parser.add_argument("--params", type=Path, default=None, help="its params file (default: <pipeline>/params.yaml)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    from springtail.common.runtime import setup_torch
+    from springtail.detect.folder import count_folder
+    from springtail.identify.cli import image_files
+
+    try:
+        files = image_files(args.photos)
+        setup_torch()
+        done = count_folder(files, args.pipeline, args.params, args.out)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"springtail-count: {err}", file=sys.stderr)
+        return 2
+    for error in done.errors:
+        print(f"springtail-count: {error}", file=sys.stderr)
+    print(f"springtail-count: {len(files) - len(done.errors)} of {len(files)} photos, "
+          f"{done.springtails} springtails -> {args.out}", file=sys.stderr)
+    return 1 if done.errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,91 @@
+"""Detections against the annotations: recall, precision and AP at an IoU, and count errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from springtail.common.classes import BACKGROUND, CODES
+from springtail.crops.regions import iou
+
+SPECIES = [c for c in CODES if c != CODES[BACKGROUND]]
+
+
+def match(detected: pd.DataFrame, truth: pd.DataFrame, threshold: float) -> np.ndarray:
+    """(n,) bool: which detections (rows of one photo, any order) hit an annotated box not
+    already hit by a higher-scoring detection, at IoU >= ``threshold`` (VOC matching)."""
+    hit = np.zeros(len(detected), dtype=bool)
+    taken: set[int] = set()
+    boxes = [tuple(b) for b in truth[["x0", "y0", "x1", "y1"]].to_numpy()]
+    for i in np.argsort(-detected["score"].to_numpy(), kind="stable"):
+        det = tuple(detected[["x0", "y0", "x1", "y1"]].iloc[i])
+        overlaps = [(iou(det, b), j) for j, b in enumerate(boxes) if j not in taken]
+        best = max(overlaps, default=(0.0, -1))
+        if best[0] >= threshold:
+            hit[i] = True
+            taken.add(best[1])
+    return hit
+
+
+def average_precision(scores: np.ndarray, hits: np.ndarray, n_truth: int) -> float:
+    """Area under the precision-recall curve (all points, precision made monotone), VOC style."""
+    if n_truth == 0:
+        return float("nan")
+    order = np.argsort(-scores, kind="stable")
+    tp = np.cumsum(hits[order])
+    precision = tp / np.arange(1, len(order) + 1)
+    recall = tp / n_truth
+    precision = np.maximum.accumulate(precision[::-1])[::-1]
+    steps = np.diff(np.concatenate([[0.0], recall]))
+    return float((steps * precision).sum())
+
+
+def detection_metrics(candidates: pd.DataFrame, truth: pd.DataFrame, threshold: float) -> tuple[dict, pd.DataFrame]:
+    """Scores of the detections of every photo.
+
+    Args:
+        candidates: every candidate box (photo, x0..y1, score, predicted, accepted).
+        truth: every annotated box (photo, x0..y1, species code or "" when the experts
+            reached no consensus).
+    Returns:
+        metrics (recall, precision, AP at ``threshold``, count errors) and a table
+        photo, species, annotated, predicted for a plot of the counts.
+    """
+    photos = sorted(set(truth["photo"]) | set(candidates["photo"]))
+    hits_accepted, hits_all = [], []
+    for photo in photos:
+        gt = truth[truth["photo"] == photo]
+        cand = candidates[candidates["photo"] == photo]
+        hits_all.append(pd.Series(match(cand, gt, threshold), index=cand.index))
+        acc = cand[cand["accepted"]]
+        hits_accepted.append(pd.Series(match(acc, gt, threshold), index=acc.index))
+    hit_all = pd.concat(hits_all).reindex(candidates.index).to_numpy(dtype=bool)
+    hit_acc = pd.concat(hits_accepted).to_numpy(dtype=bool) if hits_accepted else np.zeros(0, bool)
+    n_truth, n_accepted = len(truth), int(candidates["accepted"].sum())
+    counts = _counts(candidates[candidates["accepted"]], truth, photos)
+    per_photo = counts.groupby("photo")[["annotated", "predicted"]].sum()
+    totals = counts.groupby("species")[["annotated", "predicted"]].sum()
+    metrics = {
+        "photos": len(photos), "annotated_boxes": n_truth, "candidates": int(len(candidates)),
+        "detections": n_accepted, "iou": threshold,
+        "recall": round(float(hit_acc.sum() / n_truth), 5) if n_truth else None,
+        "precision": round(float(hit_acc.sum() / n_accepted), 5) if n_accepted else None,
+        "candidate_recall": round(float(hit_all.sum() / n_truth), 5) if n_truth else None,
+        "average_precision": round(average_precision(candidates["score"].to_numpy(), hit_all, n_truth), 5),
+        "count_mae_per_photo": round(float((per_photo["predicted"] - per_photo["annotated"]).abs().mean()), 5),
+        "species_totals": {s: {"annotated": int(totals.loc[s, "annotated"]), "predicted": int(totals.loc[s, "predicted"]),
+                               "relative_error": round(float((totals.loc[s, "predicted"] - totals.loc[s, "annotated"])
+                                                             / totals.loc[s, "annotated"]), 5)
+                               if totals.loc[s, "annotated"] else None}
+                           for s in SPECIES},
+    }
+    return metrics, counts
+
+
+def _counts(accepted: pd.DataFrame, truth: pd.DataFrame, photos: list[str]) -> pd.DataFrame:
+    """photo, species, annotated, predicted: one row per photo and species (zeros included)."""
+    grid = pd.MultiIndex.from_product([photos, SPECIES], names=["photo", "species"])
+    annotated = truth[truth["species"].isin(SPECIES)].groupby(["photo", "species"]).size()
+    predicted = accepted.groupby(["photo", "predicted"]).size().rename_axis(["photo", "species"])
+    return pd.DataFrame({"annotated": annotated.reindex(grid, fill_value=0),
+                         "predicted": predicted.reindex(grid, fill_value=0)}).astype(np.int64).reset_index()

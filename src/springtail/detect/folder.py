@@ -1,0 +1,72 @@
+"""A folder of photos through the detector: boxes, counts and annotated pictures on disk."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+from PIL import ImageDraw
+
+from springtail.common.config import load_section
+from springtail.common.decode import load_rgb
+from springtail.common.io import atomic_path, write_csv
+from springtail.common.policy import DataError
+from springtail.detect.build import fold_photos, training_box_areas
+from springtail.detect.candidates import DetectConfig, min_box_area
+from springtail.detect.photos import counts_table, detect_photo
+from springtail.identify.trained import TrainedPipeline
+from springtail.models.training import ValidationFold
+
+PREVIEW = 4  # annotated pictures are written at 1/4 of the photo's size
+
+
+@dataclass
+class Counted:
+    springtails: int
+    errors: list[str]  # one message per photo that could not be read (it names the file)
+
+
+def annotate(path: Path, boxes: pd.DataFrame, out: Path) -> None:
+    """The photo at 1/``PREVIEW`` size with each accepted box and its species drawn, as JPEG."""
+    image, scale, _ = load_rgb(path, PREVIEW)
+    draw = ImageDraw.Draw(image)
+    for box in boxes.itertuples(index=False):
+        corners = [v / scale for v in (box.x0, box.y0, box.x1, box.y1)]
+        draw.rectangle(corners, outline=(220, 30, 30), width=3)
+        draw.text((corners[0] + 4, corners[1] + 4), f"{box.predicted} {box.probability:.2f}", fill=(220, 30, 30))
+    with atomic_path(out) as tmp:
+        image.save(tmp, "JPEG", quality=85)
+
+
+def count_folder(files: list[Path], root: Path, params: Path | None, out: Path) -> Counted:
+    """Detect, name and count the springtails of every photo in ``files`` with the pipeline
+    under ``root``; write boxes.csv, counts.csv and annotated/ in ``out``."""
+    params = Path(root) / "params.yaml" if params is None else params
+    pipeline = TrainedPipeline.load(root, params)
+    config = load_section(DetectConfig, "detect", params)
+    labels = pd.read_csv(Path(root) / "data/interim/labels.csv", dtype={"image_id": str})
+    val_fold = load_section(ValidationFold, "train", params, keys=("val_fold",)).val_fold
+    _, training = fold_photos(Path(root) / "data/processed/crops", val_fold)
+    min_area = min_box_area(training_box_areas(labels, training), config)
+    found, errors, names = [], {}, []
+    for path in files:
+        try:
+            boxes = detect_photo(path, pipeline, config, min_area)
+            accepted = boxes[boxes["accepted"]].drop(columns=["accepted", "score"])
+            annotate(path, accepted, out / "annotated" / f"{path.stem}.jpg")
+        except DataError as err:
+            errors[path.name] = str(err)
+            continue
+        found.append(accepted)
+        names.append(path.name)
+    boxes = pd.concat(found, ignore_index=True) if found else pd.DataFrame(
+        columns=["photo", "x0", "y0", "x1", "y1", "predicted", "probability"])
+    counts = counts_table(boxes.assign(accepted=True), names)
+    counts = counts.astype({c: "Int64" for c in counts.columns if c != "photo"})  # blank for failed photos
+    counts["error"] = ""
+    failed = pd.DataFrame({"photo": list(errors), "error": list(errors.values())})
+    counts = pd.concat([counts, failed], ignore_index=True) if len(failed) else counts
+    write_csv(out / "boxes.csv", boxes)
+    write_csv(out / "counts.csv", counts)
+    return Counted(int(len(boxes)), list(errors.values()))

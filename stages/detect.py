@@ -1,0 +1,57 @@
+"""Stage `detect`: springtails found and counted in the validation fold's whole photos (see dvc.yaml).
+
+Candidates (dark objects on the bright field) named by the ensemble (FOND: debris), scored against
+the experts' boxes: <out>/{boxes,counts}.csv, <metrics>, <plots>/counts.csv, <timing>.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads OpenMP (see stages/train.py)
+
+from springtail.common.config import load_section  # noqa: E402
+from springtail.common.io import write_csv, write_json  # noqa: E402
+from springtail.common.policy import POLICY_KEYS, ErrorPolicy, SkipLog  # noqa: E402
+from springtail.common.runtime import setup_torch  # noqa: E402
+from springtail.detect.build import detect_validation  # noqa: E402
+from springtail.detect.candidates import DetectConfig  # noqa: E402
+from springtail.identify.trained import TrainedPipeline  # noqa: E402
+from springtail.models.training import ValidationFold  # noqa: E402
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--raw-dir", type=Path, required=True, help="raw layout (train/*.jpg)")
+    parser.add_argument("--labels", type=Path, required=True, help="input: labels.csv (the annotated boxes)")
+    parser.add_argument("--crops", type=Path, required=True, help="input: crops directory (the folds)")
+    parser.add_argument("--models-dir", type=Path, required=True, help="input: one checkpoint per model")
+    parser.add_argument("--predictions", type=Path, required=True, help="input: one directory per model")
+    parser.add_argument("--ensemble", type=Path, required=True, help="input: ensemble directory")
+    parser.add_argument("--out", type=Path, required=True, help="output: detections directory")
+    parser.add_argument("--metrics", type=Path, required=True, help="output: detect.json")
+    parser.add_argument("--plots", type=Path, required=True, help="output: plots directory")
+    parser.add_argument("--timing", type=Path, required=True, help="output: seconds")
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    config = load_section(DetectConfig, "detect", args.params)
+    fold = load_section(ValidationFold, "train", args.params, keys=("val_fold",))
+    log = SkipLog(load_section(ErrorPolicy, "data", args.params, POLICY_KEYS))
+    setup_torch()
+    pipeline = TrainedPipeline.from_outputs(args.models_dir, args.predictions, args.ensemble, args.params)
+    result = detect_validation(args.raw_dir / "train", args.labels, args.crops, fold.val_fold, pipeline, config, log)
+    for path, table in ((args.out / "boxes.csv", result.candidates), (args.out / "counts.csv", result.counts),
+                        (args.plots / "counts.csv", result.plot)):
+        write_csv(path, table)
+    write_json(args.metrics, result.metrics)
+    write_json(args.timing, result.timing)
+
+
+if __name__ == "__main__":
+    main()
