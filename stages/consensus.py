@@ -8,13 +8,16 @@ present only in synthetic data, is read to score the methods, never to label.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
-from springtail.common.config import load_section
-from springtail.common.io import terminate_cleanly, write_csv, write_json
-from springtail.common.policy import POLICY_KEYS, ErrorPolicy, SkipLog
-from springtail.labels.build import label_raw
-from springtail.labels.consensus import ConsensusConfig
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # this checkout's library (and an experiment's)
+
+from springtail.common.config import load_section  # noqa: E402
+from springtail.common.io import terminate_cleanly, write_csv, write_json  # noqa: E402
+from springtail.common.policy import POLICY_KEYS, ErrorPolicy, SkipLog  # noqa: E402
+from springtail.labels.build import label_raw  # noqa: E402
+from springtail.labels.consensus import ConsensusConfig  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

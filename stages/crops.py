@@ -7,15 +7,18 @@ crops.yaml (the resolved config); <out> is replaced atomically.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
-import pandas as pd
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # this checkout's library (and an experiment's)
 
-from springtail.common.config import load_section
-from springtail.common.io import terminate_cleanly, write_json
-from springtail.common.policy import POLICY_KEYS, ErrorPolicy, SkipLog
-from springtail.crops.build import build_crops
-from springtail.crops.cutting import CropsConfig
+import pandas as pd  # noqa: E402
+
+from springtail.common.config import load_section  # noqa: E402
+from springtail.common.io import terminate_cleanly, write_json  # noqa: E402
+from springtail.common.policy import POLICY_KEYS, ErrorPolicy, SkipLog  # noqa: E402
+from springtail.crops.build import build_crops  # noqa: E402
+from springtail.crops.cutting import CropsConfig  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

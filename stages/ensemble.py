@@ -9,12 +9,15 @@ validation crops), <out>/test.csv (weights fitted on all of them) and
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
-from springtail.common.config import load_models, load_section
-from springtail.common.io import write_csv, write_json
-from springtail.common.store import read_predictions
-from springtail.scoring.ensemble import EnsembleConfig, build_ensemble
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # this checkout's library (and an experiment's)
+
+from springtail.common.config import load_models, load_section  # noqa: E402
+from springtail.common.io import write_csv, write_json  # noqa: E402
+from springtail.common.store import read_predictions  # noqa: E402
+from springtail.scoring.ensemble import EnsembleConfig, build_ensemble  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -8,13 +8,16 @@ F1 when <raw-dir>/solution.csv exists), <plots>/confusion.csv and
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
-import pandas as pd
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # this checkout's library (and an experiment's)
 
-from springtail.common.io import write_csv, write_json
-from springtail.common.store import read_predictions
-from springtail.scoring.metrics import evaluate_predictions
+import pandas as pd  # noqa: E402
+
+from springtail.common.io import write_csv, write_json  # noqa: E402
+from springtail.common.store import read_predictions  # noqa: E402
+from springtail.scoring.metrics import evaluate_predictions  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

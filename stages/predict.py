@@ -1,18 +1,18 @@
 """Stage `predict@<model>`: class probabilities for the validation and test crops (see dvc.yaml).
 
-Writes <out>/val.csv (crop_id, image_id, label, p0..p8; the checkpoint's
-validation fold) and <out>/test.csv (idx, p0..p8), averaged over the 8
-flips/rotations when predict.tta is set.
+Writes <out>/val.csv (crop_id, image_id, label, p0..p8; the checkpoint's validation fold)
+and <out>/test.csv (idx, p0..p8), averaged over the 8 flips/rotations with predict.tta.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 
-# Before torch loads OpenMP: idle threads sleep rather than spin (see stages/train.py).
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads OpenMP (see stages/train.py)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # this checkout's library (and an experiment's)
 
 from springtail.common.config import load_section  # noqa: E402
 from springtail.common.io import write_csv  # noqa: E402

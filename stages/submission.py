@@ -9,15 +9,18 @@ F1, gain over the best single model, and public/private macro F1 when
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
-import pandas as pd
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # this checkout's library (and an experiment's)
 
-from springtail.common.config import load_section
-from springtail.common.io import read_json, write_csv, write_json
-from springtail.common.store import read_predictions
-from springtail.scoring.metrics import ensemble_metrics, evaluate_predictions
-from springtail.scoring.submission import SubmissionConfig, build_submission
+import pandas as pd  # noqa: E402
+
+from springtail.common.config import load_section  # noqa: E402
+from springtail.common.io import read_json, write_csv, write_json  # noqa: E402
+from springtail.common.store import read_predictions  # noqa: E402
+from springtail.scoring.metrics import ensemble_metrics, evaluate_predictions  # noqa: E402
+from springtail.scoring.submission import SubmissionConfig, build_submission  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

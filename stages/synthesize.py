@@ -8,9 +8,12 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 
-from springtail.common.config import load_section
-from springtail.synth import SynthConfig, generate
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # this checkout's library (and an experiment's)
+
+from springtail.common.config import load_section  # noqa: E402
+from springtail.synth import SynthConfig, generate  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

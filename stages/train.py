@@ -14,6 +14,7 @@ from pathlib import Path
 
 # Before torch loads OpenMP: idle threads sleep instead of spinning (~20x faster on a busy CPU).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # this checkout's library (and an experiment's)
 
 from springtail.common.config import from_section, load_params  # noqa: E402
 from springtail.common.store import load_crops, read_targets  # noqa: E402
@@ -47,10 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     start_process(train)
     images, index = load_crops(args.crops, "train")
     model = create_model(args.model, params[args.model], train, images.shape[1])
-    main_rank = distributed.rank() == 0
-    with epoch_log(args.live, enabled=main_rank) as log:
+    with epoch_log(args.live, enabled=distributed.rank() == 0) as log:
         model.fit(**fit_inputs(images, index, train.val_fold, read_targets(args.targets)), on_epoch=log)
-    if main_rank:
+    if distributed.rank() == 0:
         checkpoint.save_fitted(model, args.out, args.timing)
     distributed.finish()
     return 0

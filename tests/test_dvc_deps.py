@@ -129,3 +129,21 @@ def test_no_module_import_cycles():
         if path in seen:
             cyclic.append(str(path.relative_to(SRC)))
     assert not cyclic, f"modules that import themselves through others: {cyclic}"
+
+
+@pytest.mark.parametrize("script", sorted(p.name for p in (REPO / "stages").glob("*.py")))
+def test_stages_import_the_library_of_their_own_checkout(script, tmp_path):
+    """A queued `dvc exp run` copies the repository; its stages must run the copy's library,
+    not the one the virtualenv's editable install points to (the original checkout)."""
+    import shutil
+    import subprocess
+    import sys
+
+    copy = tmp_path / "copy"
+    shutil.copytree(REPO / "stages", copy / "stages")
+    shutil.copytree(REPO / "src" / "springtail", copy / "src" / "springtail",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    (copy / "src" / "springtail" / "__init__.py").write_text('raise ImportError("the copy\'s library")\n')
+    done = subprocess.run([sys.executable, str(copy / "stages" / script), "--help"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0 and "the copy's library" in done.stderr
