@@ -51,6 +51,7 @@ def main(argv: list[str] | None = None) -> None:
     for path, table in ((args.out / "boxes.csv", result.candidates), (args.out / "counts.csv", result.counts),
                         (args.plots / "counts.csv", result.plot)):
         write_csv(path, table)
+    write_json(args.out / "settings.json", result.settings)
     write_json(args.metrics, result.metrics)
     write_json(args.timing, result.timing)
 

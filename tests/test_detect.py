@@ -97,7 +97,7 @@ def test_springtail_count_on_photos_of_the_trained_pipeline(tiny_repo, tmp_path,
     found = pd.read_csv(out / "boxes.csv")
     assert len(found) == good["total"].astype(int).sum()
     assert sorted(p.name for p in (out / "annotated").iterdir()) == sorted(
-        f"{name[:-4]}.jpg" for name in good.index)
+        f"{name}.jpg" for name in good.index)
     assert "broken.jpg" in capsys.readouterr().err
 
 

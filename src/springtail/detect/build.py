@@ -16,7 +16,7 @@ from springtail.common.policy import DataError, SkipLog
 from springtail.crops.regions import pixel_box
 from springtail.detect.candidates import DetectConfig, min_box_area
 from springtail.detect.evaluate import detection_metrics
-from springtail.detect.photos import BOX_COLUMNS, counts_table, detect_photo
+from springtail.detect.photos import counts_table, detect_photo
 from springtail.identify.trained import TrainedPipeline
 
 
@@ -50,6 +50,7 @@ class Detections:
     plot: pd.DataFrame  # photo, species, annotated, predicted
     metrics: dict
     timing: dict  # wall-clock seconds (kept apart: they change on every run)
+    settings: dict  # what springtail-count reuses: the smallest springtail (fraction of a photo)
 
 
 def detect_validation(train_dir: Path, labels_path: Path, crops: Path, val_fold: int,
@@ -74,8 +75,12 @@ def detect_validation(train_dir: Path, labels_path: Path, crops: Path, val_fold:
         truth.append(annotated_boxes(labels, photo, size))
         names.append(path.name)
     seconds = time.perf_counter() - started
-    boxes = pd.concat(candidates, ignore_index=True) if candidates else pd.DataFrame(columns=list(BOX_COLUMNS))
+    if not names:
+        raise ValueError(f"{train_dir}: no photo of validation fold {val_fold} could be detected on "
+                         f"(skipped: {log.to_dict()['by_reason']})")
+    boxes = pd.concat(candidates, ignore_index=True)
     metrics, plot = detection_metrics(boxes, pd.concat(truth, ignore_index=True), config.iou)
-    metrics |= {"min_area": round(min_area, 6), "skipped": log.to_dict(), "config": to_dict(config)}
+    metrics |= {"min_area": round(min_area, 6), "skipped": log.to_dict(), "config": to_dict(config),
+                "note": "validation photos: their crops also chose the ensemble's members and weights"}
     timing = {"seconds": round(seconds, 2), "seconds_per_photo": round(seconds / max(1, len(names)), 3)}
-    return Detections(boxes, counts_table(boxes, names), plot, metrics, timing)
+    return Detections(boxes, counts_table(boxes, names), plot, metrics, timing, {"min_area": round(min_area, 6)})

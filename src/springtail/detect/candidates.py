@@ -32,8 +32,8 @@ class DetectConfig:
     closing: int  # binary closing iterations (joins legs and antennae to the body)
     min_area_quantile: float  # drop candidates smaller than all but this fraction of the annotated boxes
     max_candidates: int  # the largest ones are kept when more are found
-    min_probability: float  # a candidate is a springtail when the ensemble's class is not FOND
-    iou: float  # and with at least this probability; boxes matching the annotations at this IoU count
+    min_probability: float  # a springtail: the ensemble's class is not FOND and has this probability
+    iou: float  # a detection matches an annotated box at this intersection over union
 
     def __post_init__(self) -> None:
         if self.decode_factor not in (1, 2, 4, 8):
@@ -69,7 +69,9 @@ def candidate_boxes(path: str | Path, config: DetectConfig, min_area: float) -> 
     Raises:
         DataError: the file is missing, not an image or truncated (names the file).
     """
-    image, _, (width, height) = load_rgb(path, config.decode_factor)
+    image, scale, (width, height) = load_rgb(path, config.decode_factor)
+    if scale < config.decode_factor:  # not a JPEG (no DCT scaling): reduce it to the same scale
+        image = image.reduce(config.decode_factor // scale)
     grey = np.asarray(image.convert("L"), dtype=np.float32)
     labels, _ = ndimage.label(foreground(grey, config))
     sx, sy = width / grey.shape[1], height / grey.shape[0]

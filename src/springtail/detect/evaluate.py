@@ -12,25 +12,26 @@ SPECIES = [c for c in CODES if c != CODES[BACKGROUND]]
 
 
 def match(detected: pd.DataFrame, truth: pd.DataFrame, threshold: float) -> np.ndarray:
-    """(n,) bool: which detections (rows of one photo, any order) hit an annotated box not
-    already hit by a higher-scoring detection, at IoU >= ``threshold`` (VOC matching)."""
+    """(n,) bool: which detections (rows of one photo, any order) are true positives, VOC
+    style: in decreasing score, a detection takes the annotated box it overlaps most if
+    that IoU >= ``threshold`` and no better-scored detection took it (else it is a false
+    positive). Species are not compared here: the counts per species score the naming."""
     hit = np.zeros(len(detected), dtype=bool)
     taken: set[int] = set()
     boxes = [tuple(b) for b in truth[["x0", "y0", "x1", "y1"]].to_numpy()]
+    corners = detected[["x0", "y0", "x1", "y1"]].to_numpy()
     for i in np.argsort(-detected["score"].to_numpy(), kind="stable"):
-        det = tuple(detected[["x0", "y0", "x1", "y1"]].iloc[i])
-        overlaps = [(iou(det, b), j) for j, b in enumerate(boxes) if j not in taken]
-        best = max(overlaps, default=(0.0, -1))
-        if best[0] >= threshold:
+        overlaps = [iou(tuple(corners[i]), b) for b in boxes]
+        if overlaps and max(overlaps) >= threshold and int(np.argmax(overlaps)) not in taken:
             hit[i] = True
-            taken.add(best[1])
+            taken.add(int(np.argmax(overlaps)))
     return hit
 
 
-def average_precision(scores: np.ndarray, hits: np.ndarray, n_truth: int) -> float:
+def average_precision(scores: np.ndarray, hits: np.ndarray, n_truth: int) -> float | None:
     """Area under the precision-recall curve (all points, precision made monotone), VOC style."""
     if n_truth == 0:
-        return float("nan")
+        return None
     order = np.argsort(-scores, kind="stable")
     tp = np.cumsum(hits[order])
     precision = tp / np.arange(1, len(order) + 1)
@@ -52,6 +53,8 @@ def detection_metrics(candidates: pd.DataFrame, truth: pd.DataFrame, threshold: 
         photo, species, annotated, predicted for a plot of the counts.
     """
     photos = sorted(set(truth["photo"]) | set(candidates["photo"]))
+    if not photos:
+        raise ValueError("no photo to score: every one was skipped, or the validation fold is empty")
     hits_accepted, hits_all = [], []
     for photo in photos:
         gt = truth[truth["photo"] == photo]
@@ -63,7 +66,9 @@ def detection_metrics(candidates: pd.DataFrame, truth: pd.DataFrame, threshold: 
     hit_acc = pd.concat(hits_accepted).to_numpy(dtype=bool) if hits_accepted else np.zeros(0, bool)
     n_truth, n_accepted = len(truth), int(candidates["accepted"].sum())
     counts = _counts(candidates[candidates["accepted"]], truth, photos)
-    per_photo = counts.groupby("photo")[["annotated", "predicted"]].sum()
+    per_photo = pd.DataFrame({  # every annotated box counts, with or without a consensus species
+        "annotated": truth.groupby("photo").size().reindex(photos, fill_value=0),
+        "predicted": candidates[candidates["accepted"]].groupby("photo").size().reindex(photos, fill_value=0)})
     totals = counts.groupby("species")[["annotated", "predicted"]].sum()
     metrics = {
         "photos": len(photos), "annotated_boxes": n_truth, "candidates": int(len(candidates)),
@@ -71,7 +76,7 @@ def detection_metrics(candidates: pd.DataFrame, truth: pd.DataFrame, threshold: 
         "recall": round(float(hit_acc.sum() / n_truth), 5) if n_truth else None,
         "precision": round(float(hit_acc.sum() / n_accepted), 5) if n_accepted else None,
         "candidate_recall": round(float(hit_all.sum() / n_truth), 5) if n_truth else None,
-        "average_precision": round(average_precision(candidates["score"].to_numpy(), hit_all, n_truth), 5),
+        "average_precision": _rounded(average_precision(candidates["score"].to_numpy(), hit_all, n_truth)),
         "count_mae_per_photo": round(float((per_photo["predicted"] - per_photo["annotated"]).abs().mean()), 5),
         "species_totals": {s: {"annotated": int(totals.loc[s, "annotated"]), "predicted": int(totals.loc[s, "predicted"]),
                                "relative_error": round(float((totals.loc[s, "predicted"] - totals.loc[s, "annotated"])
@@ -80,6 +85,10 @@ def detection_metrics(candidates: pd.DataFrame, truth: pd.DataFrame, threshold: 
                            for s in SPECIES},
     }
     return metrics, counts
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 5)
 
 
 def _counts(accepted: pd.DataFrame, truth: pd.DataFrame, photos: list[str]) -> pd.DataFrame:

@@ -10,13 +10,11 @@ from PIL import ImageDraw
 
 from springtail.common.config import load_section
 from springtail.common.decode import load_rgb
-from springtail.common.io import atomic_path, write_csv
+from springtail.common.io import atomic_path, read_json, write_csv
 from springtail.common.policy import DataError
-from springtail.detect.build import fold_photos, training_box_areas
-from springtail.detect.candidates import DetectConfig, min_box_area
+from springtail.detect.candidates import DetectConfig
 from springtail.detect.photos import counts_table, detect_photo
 from springtail.identify.trained import TrainedPipeline
-from springtail.models.training import ValidationFold
 
 PREVIEW = 4  # annotated pictures are written at 1/4 of the photo's size
 
@@ -45,16 +43,16 @@ def count_folder(files: list[Path], root: Path, params: Path | None, out: Path) 
     params = Path(root) / "params.yaml" if params is None else params
     pipeline = TrainedPipeline.load(root, params)
     config = load_section(DetectConfig, "detect", params)
-    labels = pd.read_csv(Path(root) / "data/interim/labels.csv", dtype={"image_id": str})
-    val_fold = load_section(ValidationFold, "train", params, keys=("val_fold",)).val_fold
-    _, training = fold_photos(Path(root) / "data/processed/crops", val_fold)
-    min_area = min_box_area(training_box_areas(labels, training), config)
+    settings = Path(root) / "data/processed/detections/settings.json"
+    if not settings.exists():
+        raise FileNotFoundError(f"{settings}: missing (run `dvc repro detect` or `dvc pull`)")
+    min_area = float(read_json(settings)["min_area"])
     found, errors, names = [], {}, []
     for path in files:
         try:
             boxes = detect_photo(path, pipeline, config, min_area)
             accepted = boxes[boxes["accepted"]].drop(columns=["accepted", "score"])
-            annotate(path, accepted, out / "annotated" / f"{path.stem}.jpg")
+            annotate(path, accepted, out / "annotated" / f"{path.name}.jpg")  # a.jpg and a.png apart
         except DataError as err:
             errors[path.name] = str(err)
             continue

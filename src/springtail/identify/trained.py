@@ -53,7 +53,10 @@ class TrainedPipeline:
         weights_path = Path(ensemble) / "weights.json"
         if not weights_path.exists():
             raise FileNotFoundError(f"{weights_path}: missing (run `dvc repro` or `dvc pull`)")
-        selected = read_json(weights_path)["selected"]
+        try:
+            selected = read_json(weights_path)["selected"]
+        except (KeyError, TypeError, ValueError) as err:
+            raise ValueError(f"{weights_path}: not the ensemble stage's weights.json ({err!r})") from None
         members, vals = {}, {}
         for name in selected:
             members[name] = load_model(Path(models_dir) / name)

@@ -9,6 +9,7 @@ label-correction deliverable, keyed like the real one by
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from pathlib import Path
 
@@ -139,13 +140,15 @@ def truth_scores(boxes: pd.DataFrame, truth: pd.DataFrame, config: ConsensusConf
     merged = boxes[["image_id", "line"]].merge(
         truth[["image_id", "line", "truth"]], on=["image_id", "line"], how="left", validate="1:1")
     known = merged["truth"].notna().to_numpy()
-    boxes = boxes[known].reset_index(drop=True)
     y = merged.loc[known, "truth"].to_numpy(dtype=np.int64)
-    votes = votes_of(boxes)
-    disputed = np.array([p != "4" for p in agreement_patterns(votes)])
+    all_votes = votes_of(boxes)
+    votes = all_votes[known]
+    disputed = np.array([p != "4" for p in agreement_patterns(votes)], dtype=bool)
     every = np.ones(len(y), dtype=bool)
     methods = {}
-    for name, result in compare_methods(votes, config).items():
+    for name, fitted in compare_methods(all_votes, config).items():  # fitted on every box, as labelled
+        result = dataclasses.replace(fitted, label=fitted.label[known], confidence=fitted.confidence[known],
+                                     keep=fitted.keep[known])
         methods[name] = {
             "kept": _accuracy(result.label, y, result.keep),
             "all": _accuracy(result.label, y, every),

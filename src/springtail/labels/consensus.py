@@ -16,10 +16,12 @@ Three methods, chosen by ``consensus.method``:
   such as FOND soak up every odd vote; a strong prior (large ``smoothing``,
   towards the one-coin model) measured best.
 - ``dawid_skene_calibrated``: the same fit, with the posterior tempered: each
-  expert's evidence is raised to the power 1/T, T chosen on held-out agreement
-  (leave one expert out, predict that expert's vote from the other three's
-  tempered posterior, keep the T that predicts the held-out votes best). No
-  answer file is read: only the votes themselves decide how much they are worth.
+  expert's evidence is raised to the power 1/T (the class prior is not), T chosen
+  on held-out agreement (leave one expert out, predict that expert's vote from the
+  other three's tempered posterior, keep the T that predicts the held-out votes
+  best). No answer file is read: only the votes decide how much they are worth.
+  The confusion matrices are not refitted without the held-out expert, and the
+  untempered prior weighs more, so a few labels can move towards frequent classes.
 
 All functions take a ``(N, E)`` integer vote array and return arrays.
 """

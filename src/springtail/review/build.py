@@ -12,6 +12,7 @@ from springtail.common.classes import N_CLASSES
 from springtail.common.config import to_dict
 from springtail.common.f1 import macro_f1
 from springtail.common.store import load_crops
+from springtail.models.training import validation_mask
 from springtail.review.opinion import ReviewConfig, crop_features, out_of_fold
 from springtail.review.second_pass import second_pass, target_scores
 
@@ -31,6 +32,7 @@ def build_review(crops: Path, labels: pd.DataFrame, config: ReviewConfig, val_fo
     ``truth`` (the demo's train_truth.csv) is read only to score the targets.
     """
     images, index = load_crops(crops, "train")
+    validation_mask(index, val_fold)  # the same check as training: both sides must exist
     features = crop_features(images, config)
     consensus = index["label"].to_numpy(dtype=int)
     folds = index["fold"].to_numpy()

@@ -43,9 +43,13 @@ def fit_predict(features: np.ndarray, labels: np.ndarray, train: np.ndarray, tes
 
     Classes absent from the fitted rows get :data:`FLOOR`; rows sum to 1.
     """
+    probs = np.full((int(test.sum()), N_CLASSES), FLOOR)
+    seen = np.unique(labels[train])
+    if len(seen) == 1:  # one class to learn from: it is the only opinion
+        probs[:, seen[0]] = 1.0
+        return probs / probs.sum(axis=1, keepdims=True)
     model = make_pipeline(StandardScaler(), LogisticRegression(C=inverse_l2, max_iter=2000))
     model.fit(features[train], labels[train])
-    probs = np.full((int(test.sum()), N_CLASSES), FLOOR)
     probs[:, model.classes_] = np.maximum(model.predict_proba(features[test]), FLOOR)
     return probs / probs.sum(axis=1, keepdims=True)
 

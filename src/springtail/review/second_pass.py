@@ -6,8 +6,8 @@ Only boxes the experts disputed change: where they all agreed, the consensus sta
 
 The review list ranks the disputed boxes by the chance that their consensus label is
 wrong under ``q`` (``1 - q[label]``): an expert's look there is expected to fix the most
-labels. Every box is listed, with its votes, the consensus and its confidence, and the
-model's out-of-fold opinion.
+labels. Every disputed box that has a crop is listed, with its votes, the consensus and
+its confidence, and the model's out-of-fold opinion.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def box_opinions(index: pd.DataFrame, labels: pd.DataFrame, opinion: np.ndarray)
     """The labels.csv rows of the boxes that were cut, with the model's (N, 9) opinion of
     their crop (``m0..m8``) and the crop_id; background crops are left out."""
     boxes = index[index["source"] == "box"]
-    model = pd.DataFrame(opinion[boxes.index.to_numpy()], columns=[f"m{k}" for k in range(N_CLASSES)])
+    model = pd.DataFrame(opinion[boxes["crop_id"].to_numpy()], columns=[f"m{k}" for k in range(N_CLASSES)])
     model[["crop_id", "image_id", "line"]] = boxes[["crop_id", "image_id", "line"]].to_numpy()
     merged = labels.merge(model, on=["image_id", "line"], how="inner", validate="1:1")
     return merged.astype({"crop_id": np.int64})
@@ -53,6 +53,8 @@ def second_pass(index: pd.DataFrame, labels: pd.DataFrame, opinion: np.ndarray, 
         targets: crop_id, label, p0..p8 (one row per crop, in crop_id order);
         review: disputed boxes, most likely mislabelled first.
     """
+    if not np.array_equal(index["crop_id"].to_numpy(), np.arange(len(index))):
+        raise ValueError("the crop index must list crop_id 0..N-1 in order (re-run the crops stage)")
     boxes = box_opinions(index, labels, opinion)
     model = boxes[[f"m{k}" for k in range(N_CLASSES)]].to_numpy()
     consensus = boxes[list(PROB_COLUMNS)].to_numpy()
