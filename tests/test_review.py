@@ -114,3 +114,16 @@ def test_training_reads_the_targets_and_validates_on_the_consensus(tmp_path):
     targets.drop(columns=["p3"]).to_csv(path, index=False)
     with pytest.raises(ValueError, match=r"targets.csv: missing column\(s\) p3"):
         read_targets(path)
+
+
+def test_boxes_without_a_crop_are_reviewed_on_the_votes_alone():
+    """A filter policy (unanimous) cuts no disputed box: the list still ranks them."""
+    index, labels, model = store_and_labels()
+    extra = labels.iloc[[1]].assign(image_id="z", line=7, label=-1, confidence=0.5)
+    extra[list(PROB_COLUMNS)] = 0.0
+    extra[["p1", "p4"]] = 0.5  # a 2-2 split, no consensus label
+    targets, review = second_pass(index, pd.concat([labels, extra], ignore_index=True), model, 1.0, True)
+    assert len(targets) == len(index)
+    row = review.set_index("image_id").loc["z"]
+    assert row["crop_id"] == -1 and row["model"] == "" and row["consensus"] == ""
+    assert row["gain"] == pytest.approx(0.5) and np.isnan(row["model_probability"])

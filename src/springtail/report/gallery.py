@@ -36,10 +36,12 @@ def disputed_boxes(review: pd.DataFrame, train_index: pd.DataFrame, n: int) -> p
             model_probability, combined, gain, crop_id), already ranked.
         train_index: the crops' train_index.csv (crop_id, fold).
     Returns:
-        The review columns plus the crop's fold, at most ``n`` rows, in the list's order.
+        The review columns plus the crop's fold, at most ``n`` rows with a crop, in the
+        list's order.
     """
     folds = train_index[["crop_id", "fold"]]
-    return review.head(n).merge(folds, on="crop_id", how="left", validate="1:1").reset_index(drop=True)
+    cut = review[review["crop_id"] >= 0]  # boxes the consensus did not keep have no crop to show
+    return cut.head(n).merge(folds, on="crop_id", how="left", validate="1:1").reset_index(drop=True)
 
 
 def confident_errors(val: pd.DataFrame, n: int, seed: int = 0) -> pd.DataFrame:

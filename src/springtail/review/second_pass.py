@@ -6,8 +6,9 @@ Only boxes the experts disputed change: where they all agreed, the consensus sta
 
 The review list ranks the disputed boxes by the chance that their consensus label is
 wrong under ``q`` (``1 - q[label]``): an expert's look there is expected to fix the most
-labels. Every disputed box that has a crop is listed, with its votes, the consensus and
-its confidence, and the model's out-of-fold opinion.
+labels. Every disputed box is listed, with its votes, the consensus and its confidence,
+and the model's out-of-fold opinion when the box was cut (a policy that keeps only
+unanimous boxes cuts none of them: the experts' votes alone rank those).
 """
 
 from __future__ import annotations
@@ -31,13 +32,15 @@ def combine(consensus: np.ndarray, model: np.ndarray, weight: float) -> np.ndarr
 
 
 def box_opinions(index: pd.DataFrame, labels: pd.DataFrame, opinion: np.ndarray) -> pd.DataFrame:
-    """The labels.csv rows of the boxes that were cut, with the model's (N, 9) opinion of
-    their crop (``m0..m8``) and the crop_id; background crops are left out."""
+    """Every labels.csv row with the model's (N, 9) opinion of its crop (``m0..m8``) and the
+    crop_id; a box that was not cut (not kept by the consensus) has crop_id -1 and no
+    opinion (NaN). Background crops are left out."""
     boxes = index[index["source"] == "box"]
     model = pd.DataFrame(opinion[boxes["crop_id"].to_numpy()], columns=[f"m{k}" for k in range(N_CLASSES)])
     model[["crop_id", "image_id", "line"]] = boxes[["crop_id", "image_id", "line"]].to_numpy()
-    merged = labels.merge(model, on=["image_id", "line"], how="inner", validate="1:1")
-    return merged.astype({"crop_id": np.int64})
+    merged = labels.merge(model.astype({"line": labels["line"].dtype}), on=["image_id", "line"],
+                          how="left", validate="1:1")
+    return merged.assign(crop_id=merged["crop_id"].fillna(-1).astype(np.int64))
 
 
 def second_pass(index: pd.DataFrame, labels: pd.DataFrame, opinion: np.ndarray, weight: float,
@@ -57,24 +60,31 @@ def second_pass(index: pd.DataFrame, labels: pd.DataFrame, opinion: np.ndarray, 
         raise ValueError("the crop index must list crop_id 0..N-1 in order (re-run the crops stage)")
     boxes = box_opinions(index, labels, opinion)
     model = boxes[[f"m{k}" for k in range(N_CLASSES)]].to_numpy()
+    cut = boxes["crop_id"].to_numpy() >= 0
     consensus = boxes[list(PROB_COLUMNS)].to_numpy()
-    joint = np.round(combine(consensus, model, weight), 6)  # the same bytes on every CPU
+    joint = consensus / consensus.sum(axis=1, keepdims=True)  # no crop, no opinion: the experts alone
+    joint[cut] = combine(consensus[cut], model[cut], weight)
+    joint = np.round(joint, 6)  # the same bytes on every CPU
     disputed = (boxes["agreement"].astype(str) != PATTERNS[0]).to_numpy()
     targets = consensus_targets(index)
     if relabel:
-        rows = boxes.loc[disputed, "crop_id"].to_numpy()
-        targets.loc[rows, "label"] = joint[disputed].argmax(axis=1)
-        targets.loc[rows, list(PROB_COLUMNS)] = joint[disputed]
+        change = disputed & cut
+        rows = boxes.loc[change, "crop_id"].to_numpy()
+        targets.loc[rows, "label"] = joint[change].argmax(axis=1)
+        targets.loc[rows, list(PROB_COLUMNS)] = joint[change]
     label = boxes["label"].to_numpy()
+    # chance the box's label is wrong: of its consensus label, or (no consensus) of the best guess
+    right = np.where(label >= 0, joint[np.arange(len(label)), np.maximum(label, 0)], joint.max(axis=1))
+    model_class = np.where(cut, np.nan_to_num(model, nan=0.0).argmax(axis=1), -1)
     review = pd.DataFrame({
         "image_id": boxes["image_id"], "line": boxes["line"],
         **{v: boxes[v] for v in VOTE_COLUMNS}, "agreement": boxes["agreement"].astype(str),
         "consensus": [CODES[k] if k >= 0 else "" for k in label],
         "confidence": boxes["confidence"],
-        "model": [CODES[k] for k in model.argmax(axis=1)],
-        "model_probability": np.round(model.max(axis=1), 6),
+        "model": [CODES[k] if k >= 0 else "" for k in model_class],
+        "model_probability": np.round(np.where(cut, np.nan_to_num(model, nan=0.0).max(axis=1), np.nan), 6),
         "combined": [CODES[k] for k in joint.argmax(axis=1)],
-        "gain": np.round(1 - np.where(label >= 0, joint[np.arange(len(label)), np.maximum(label, 0)], 0), 6),
+        "gain": np.round(1 - right, 6),
         "crop_id": boxes["crop_id"],
     })[disputed]
     review = review.sort_values(["gain", "image_id", "line"], ascending=[False, True, True], kind="stable")
