@@ -11,7 +11,6 @@ import pandas as pd
 
 from springtail.common.classes import CODES
 from springtail.common.config import to_dict
-from springtail.common.decode import image_size
 from springtail.common.policy import DataError, SkipLog
 from springtail.crops.regions import pixel_box
 from springtail.detect.candidates import DetectConfig, min_box_area
@@ -66,8 +65,7 @@ def detect_validation(train_dir: Path, labels_path: Path, crops: Path, val_fold:
     for photo in photos:
         path = train_dir / f"{photo}.jpg"
         try:
-            found = detect_photo(path, pipeline, config, min_area)
-            size = image_size(path)
+            found, size = detect_photo(path, pipeline, config, min_area)
         except DataError as err:
             log.handle(err)
             continue

@@ -20,14 +20,14 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads OpenMP (see stages/train.py)
 
+from springtail.identify.cli import add_pipeline_arguments  # noqa: E402  (argparse only: no torch)
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="springtail-count", description=__doc__.splitlines()[0])
     parser.add_argument("--photos", type=Path, required=True, help="folder of whole photos (JPEG/PNG)")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
-    parser.add_argument("--pipeline", type=Path, default=Path("."),
-                        help="the trained pipeline's repository (default: here)")
-    parser.add_argument("--params", type=Path, default=None, help="its params file (default: <pipeline>/params.yaml)")
+    add_pipeline_arguments(parser)
     return parser.parse_args(argv)
 
 

@@ -50,7 +50,7 @@ def count_folder(files: list[Path], root: Path, params: Path | None, out: Path) 
     found, errors, names = [], {}, []
     for path in files:
         try:
-            boxes = detect_photo(path, pipeline, config, min_area)
+            boxes, _ = detect_photo(path, pipeline, config, min_area)
             accepted = boxes[boxes["accepted"]].drop(columns=["accepted", "score"])
             annotate(path, accepted, out / "annotated" / f"{path.name}.jpg")  # a.jpg and a.png apart
         except DataError as err:

@@ -29,14 +29,16 @@ def candidate_crops(path: Path, boxes: list[tuple[int, int, int, int]], pipeline
     return np.stack([render_square(image, region, scale, full, size) for region in regions])
 
 
-def detect_photo(path: Path, pipeline: TrainedPipeline, config: DetectConfig, min_area: float) -> pd.DataFrame:
+def detect_photo(path: Path, pipeline: TrainedPipeline, config: DetectConfig,
+                 min_area: float) -> tuple[pd.DataFrame, tuple[int, int]]:
     """Every candidate of one photo with its springtail score (1 - P(FOND)), the ensemble's
-    class and probability, and whether it is accepted as a springtail.
+    class and probability, and whether it is accepted as a springtail; and the photo's
+    (width, height).
 
     Raises:
         DataError: the photo cannot be read (names the file).
     """
-    boxes, _ = candidate_boxes(path, config, min_area)
+    boxes, size = candidate_boxes(path, config, min_area)
     probs = pipeline.predict_proba(candidate_crops(path, boxes, pipeline)) if boxes else np.zeros((0, N_CLASSES))
     best = probs.argmax(axis=1) if len(probs) else np.zeros(0, int)
     probability = probs[np.arange(len(probs)), best] if len(probs) else np.zeros(0)
@@ -46,7 +48,7 @@ def detect_photo(path: Path, pipeline: TrainedPipeline, config: DetectConfig, mi
     table["predicted"] = np.asarray(CODES)[best] if len(best) else np.zeros(0, str)
     table["probability"] = np.round(probability, 6)
     table["accepted"] = (best != BACKGROUND) & (probability >= config.min_probability)
-    return table[list(BOX_COLUMNS)]
+    return table[list(BOX_COLUMNS)], size
 
 
 def counts_table(boxes: pd.DataFrame, photos: list[str]) -> pd.DataFrame:

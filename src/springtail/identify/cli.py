@@ -27,13 +27,18 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads OpenMP
 SUFFIXES = (".jpg", ".jpeg", ".png")
 
 
+def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
+    """--pipeline and --params: where the trained pipeline's outputs are (both commands)."""
+    parser.add_argument("--pipeline", type=Path, default=Path("."),
+                        help="the trained pipeline's repository (default: here)")
+    parser.add_argument("--params", type=Path, default=None, help="its params file (default: <pipeline>/params.yaml)")
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="springtail-identify", description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=Path, required=True, help="folder of crop images (JPEG/PNG)")
     parser.add_argument("--out", type=Path, required=True, help="output CSV")
-    parser.add_argument("--pipeline", type=Path, default=Path("."),
-                        help="the trained pipeline's repository (default: here)")
-    parser.add_argument("--params", type=Path, default=None, help="its params file (default: <pipeline>/params.yaml)")
+    add_pipeline_arguments(parser)
     parser.add_argument("--unsure-below", type=float, default=0.6,
                         help="flag an image whose predicted class has a lower probability (default 0.6)")
     return parser.parse_args(argv)
