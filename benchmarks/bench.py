@@ -53,7 +53,7 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from benchmarks import data, machine, naive, nets, repro, timing  # noqa: E402
+from benchmarks import data, machine, naive, nets, plain, repro, timing  # noqa: E402
 from benchmarks.table import render  # noqa: E402
 from springtail.common.config import load_params  # noqa: E402
 from springtail.common.runtime import setup_torch  # noqa: E402
@@ -61,6 +61,7 @@ from springtail.models.timm_net import norm_of  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SECTIONS = ("matmul", "synth", "crops", "models", "repro")
+TIE = 0.03  # auto's pick counts as the fastest within this fraction of it (step-time noise)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -99,31 +100,58 @@ def raw_images(params: dict, workdir: Path, args, out: dict) -> Path:
     return raw
 
 
+def bench_plain_variants(spec: nets.NetSpec, images, labels: np.ndarray, norm, args) -> dict[str, list[float]]:
+    """Step times of the plain loop in each variant (fp32 / bf16 x contiguous / channels-last)
+    this machine computes natively, interleaved; an emulated bf16 is left out."""
+    bs = spec.train.batch_size
+    steps = {}
+    for variant, (precision, channels_last) in plain.VARIANTS.items():
+        runtime = spec.runtime(precision, channels_last)
+        if plain.variant_of(runtime) == variant:
+            steps[variant] = plain.PlainSteps(spec.build(), images[:4 * bs], labels[:4 * bs], norm, runtime,
+                                              bs, spec.lr, spec.train.weight_decay)
+    return timing.interleave(steps, rounds=args.steps, warmup=args.warmup)
+
+
 def bench_model(name: str, params: dict, crops: np.ndarray, labels: np.ndarray,
                 jpeg_dir: Path, args, peak: float | None) -> dict:
-    """Pipeline vs naive training (interleaved step by step), inference and FLOPs of one model."""
+    """One model: the plain loop in every variant (which is fastest here, and is it the one
+    ``auto`` picks), then the pipeline's step against the fastest plain loop and the naive
+    DataLoader loop (interleaved step by step), inference and FLOPs."""
     spec = nets.net_spec(name, params, crops.shape[1])
     bs, predict_bs = spec.train.batch_size, nets.predict_batch_size(params)
     crops, labels = data.repeat_to(crops, labels, max(4 * bs, 2 * predict_bs))
     images, targets = nets.as_chw(crops), nets.soft_targets(labels, spec.train)
     paths = naive.write_jpegs(crops[: 4 * bs], jpeg_dir / name)
-    runtime = spec.runtime()
+    runtime = spec.runtime()  # what the train stage uses: the table's pick under auto
+    norm = norm_of(spec.build())
     row = {"arch": spec.arch, "batch_size": bs, "precision": runtime.precision,
-           "channels_last": runtime.channels_last}
+           "channels_last": runtime.channels_last, "precision_rule": runtime.rule,
+           "auto_variant": plain.variant_of(runtime)}
     row.update(nets.flops_per_image(spec, spec.build(), images, targets))
-    pipeline_net, naive_net = spec.build(), spec.build()
+    variant_times = bench_plain_variants(spec, images, labels, norm, args)
+    row["plain_img_s"] = {v: timing.rate(bs, t) for v, t in variant_times.items()}
+    fastest = max(row["plain_img_s"], key=row["plain_img_s"].get)
+    row["plain_fastest"] = fastest
+    row["auto_vs_fastest"] = row["plain_img_s"].get(row["auto_variant"], float("nan")) / row["plain_img_s"][fastest]
+    row["auto_is_fastest"] = bool(row["auto_vs_fastest"] >= 1 - TIE)
+    pipeline_net = spec.build()
     times = timing.interleave({
-        "pipeline": nets.PipelineSteps(spec, pipeline_net, images, targets),
-        "naive": naive.NaiveSteps(naive_net, paths, labels[: 4 * bs], norm_of(naive_net), bs, spec.lr,
+        "pipeline": nets.PipelineSteps(spec, pipeline_net, images, targets, runtime=runtime),
+        "plain": plain.PlainSteps(spec.build(), images[:4 * bs], labels[:4 * bs], norm,
+                                  spec.runtime(*plain.VARIANTS[fastest]), bs, spec.lr, spec.train.weight_decay),
+        "naive": naive.NaiveSteps(spec.build(), paths, labels[: 4 * bs], norm, bs, spec.lr,
                                   spec.train.weight_decay, spec.train.label_smoothing),
     }, rounds=args.steps, warmup=args.warmup)
     row["train_img_s"] = timing.rate(bs, times["pipeline"])
+    row["plain_best_img_s"] = timing.rate(bs, times["plain"])
+    row["step_vs_plain"] = row["train_img_s"] / row["plain_best_img_s"]
     row["naive_train_img_s"] = timing.rate(bs, times["naive"])
     row["train_speedup_vs_naive"] = row["train_img_s"] / row["naive_train_img_s"]
-    row["train_step_spread"] = max(timing.spread(t) for t in times.values())
+    row["train_step_spread"] = max(timing.spread(t) for t in [*times.values(), *variant_times.values()])
     row["train_step_ms"] = 1000 * bs / row["train_img_s"]
-    row["naive_load_ms_per_batch"] = 1000 * naive.load_seconds(paths, labels[: 4 * bs], norm_of(naive_net), bs)
-    row["pipeline_prepare_ms_per_batch"] = 1000 * nets.prepare_seconds(spec, images, norm_of(naive_net))
+    row["naive_load_ms_per_batch"] = 1000 * naive.load_seconds(paths, labels[: 4 * bs], norm, bs)
+    row["pipeline_prepare_ms_per_batch"] = 1000 * nets.prepare_seconds(spec, images, norm)
     row["infer_img_s"] = nets.pipeline_infer_img_s(spec, pipeline_net, images, predict_bs)
     row["train_gflops"] = row["train_img_s"] * row["train_flops_per_img"] / 1e9
     row["train_mfu"] = row["train_gflops"] / peak if peak else None

@@ -2,15 +2,13 @@
 
     .venv/bin/python -m benchmarks.explore [--models resnet vit] [--variants ...] [--steps 6]
 
-Every variant trains through ``springtail.models.training.fit_network`` (the naive
+Every variant trains through the pipeline's own step (``nets.PipelineSteps``; the naive
 loop is ``benchmarks.naive``) on the same crops in the same process; variants
-change one setting of the pipeline default (``default``: params.yaml as is):
+change one setting of the pipeline default (``default``: params.yaml as is, fused AdamW):
 
 - ``nchw``: channels_last off;  ``bs64``: batch 64 instead of the default;
 - ``compile``: ``torch.compile(net, dynamic=False)`` (inductor), its compile time
   reported apart;  ``nchw_compile``, ``compile_bs64``: combinations;
-- ``fused_adamw``: ``make_optimizer`` with ``fused=True`` (the proposed change,
-  patched in for this variant's steps only);
 - ``bf16``: bf16 autocast forced on, even where the CPU only emulates bf16
   (a separate short probe at batch ``--bf16-batch``: it can be 10x slower).
 
@@ -39,14 +37,13 @@ from pathlib import Path  # noqa: E402
 import torch  # noqa: E402
 
 from benchmarks import data, machine, naive, nets, timing  # noqa: E402
-from springtail import training  # noqa: E402
 from springtail.common.config import load_params  # noqa: E402
 from springtail.common.runtime import setup_torch  # noqa: E402
 from springtail.models.inference import Runtime  # noqa: E402
 from springtail.models.timm_net import norm_of  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-VARIANTS = ("naive", "default", "nchw", "bs64", "fused_adamw", "compile", "nchw_compile", "compile_bs64", "bf16")
+VARIANTS = ("naive", "default", "nchw", "bs64", "compile", "nchw_compile", "compile_bs64", "bf16")
 
 
 def parse_args(argv):
@@ -63,29 +60,6 @@ def parse_args(argv):
     return parser.parse_args(argv)
 
 
-def fused_make_optimizer(net: torch.nn.Module, lr: float, weight_decay: float) -> torch.optim.Optimizer:
-    """``training.make_optimizer``'s parameter groups, with AdamW's fused kernel."""
-    groups = [{"params": g["params"], "weight_decay": g["weight_decay"]}
-              for g in ORIGINAL_MAKE_OPTIMIZER(net, lr, weight_decay).param_groups]
-    return torch.optim.AdamW(groups, lr=lr, fused=True)
-
-
-ORIGINAL_MAKE_OPTIMIZER = training.make_optimizer
-
-
-def with_fused_adamw(step):
-    """Run ``step`` with ``fit_network`` building its optimiser by ``fused_make_optimizer``."""
-
-    def run() -> float:
-        training.make_optimizer = fused_make_optimizer
-        try:
-            return step()
-        finally:
-            training.make_optimizer = ORIGINAL_MAKE_OPTIMIZER
-
-    return run
-
-
 def variant_step(name: str, spec: nets.NetSpec, images, targets, bf16_batch: int):
     """(step function, batch size, compile seconds or None) of one pipeline variant."""
     base, rt = spec.train, spec.runtime()
@@ -96,8 +70,6 @@ def variant_step(name: str, spec: nets.NetSpec, images, targets, bf16_batch: int
     raw = spec.build()
     net = torch.compile(raw, dynamic=False) if "compile" in name else raw
     step = nets.PipelineSteps(spec, net, images, targets, train=train, runtime=runtime, norm=norm_of(raw))
-    if name == "fused_adamw":
-        step = with_fused_adamw(step)
     compile_s = None
     if "compile" in name:  # the first step compiles forward and backward
         tick = time.perf_counter()

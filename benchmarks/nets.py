@@ -18,13 +18,14 @@ import numpy as np
 import torch
 from torch.utils import flop_counter
 from torch.utils.flop_counter import FlopCounterMode
+from tqdm import tqdm
 
 from springtail.common.config import from_section
 from springtail.models.augment import prepare_batch, to_chw
 from springtail.models.inference import PredictConfig, Runtime, forward_views, softmax_head
 from springtail.models.registry import create_model
 from springtail.models.timm_net import norm_of
-from springtail.models.training import TrainConfig, fit_network, make_targets, soft_cross_entropy
+from springtail.models.training import TrainConfig, make_loop, make_targets, soft_cross_entropy, train_epoch
 
 
 @dataclass
@@ -37,10 +38,13 @@ class NetSpec:
     lr: float
     build: Any  # () -> a fresh, seeded network (no pretrained weights involved in timing)
 
-    def runtime(self, **overrides) -> Runtime:
-        """The runtime the train stage resolves (device, bf16 if native, channels_last)."""
-        cfg = dataclasses.replace(self.train, **overrides) if overrides else self.train
-        return Runtime.resolve(cfg.device, cfg.bf16, cfg.channels_last)
+    precision: str  # the model's precision setting (auto | fp32 | bf16)
+
+    def runtime(self, precision: str | None = None, channels_last: bool | None = None) -> Runtime:
+        """The runtime the train stage resolves (``auto`` reads the precision table);
+        ``precision`` / ``channels_last`` force one variant instead."""
+        return Runtime.resolve(self.train.device, precision or self.precision,
+                               self.train.channels_last if channels_last is None else channels_last, self.arch)
 
 
 def net_spec(name: str, params: dict, img_size: int) -> NetSpec:
@@ -55,7 +59,8 @@ def net_spec(name: str, params: dict, img_size: int) -> NetSpec:
     def build() -> torch.nn.Module:
         return net_model._build(pretrained=False)[0]
 
-    return NetSpec(name, net_model.config.arch, net_model.train, lr, build)
+    precision = net_model.config.precision or train.precision
+    return NetSpec(name, net_model.config.arch, net_model.train, lr, build, precision)
 
 
 def predict_batch_size(params: dict) -> int:
@@ -68,20 +73,18 @@ def soft_targets(labels: np.ndarray, train: TrainConfig) -> torch.Tensor:
 
 
 class PipelineSteps:
-    """The pipeline's training, one batch per ``fit_network`` call (so it can be interleaved).
-
-    Each call trains one epoch of one batch through the real loop (batch
-    augmentation, autocast, loss, AdamW, schedule); its ``train_img_per_s``
-    times the training step only, not the call's set-up (optimiser, snapshot).
-    """
+    """The pipeline's training step, one batch per call, through the real loop
+    (``make_loop`` + ``train_epoch``: batch augmentation, autocast, loss, fused AdamW,
+    schedule, progress bar), built once as the train stage builds it."""
 
     def __init__(self, spec: NetSpec, net: torch.nn.Module, images: torch.Tensor, targets: torch.Tensor,
                  train: TrainConfig | None = None, runtime: Runtime | None = None, norm=None):
         self.train = train or spec.train
-        self.net, self.images, self.targets = net, images, targets
-        self.kwargs = dict(cfg=self.train, epochs=1, lr=spec.lr, runtime=runtime or spec.runtime(),
-                           norm=norm or norm_of(net))
+        self.loop = make_loop(net, images, targets, self.train, 100, spec.lr, runtime or spec.runtime(),
+                              norm or norm_of(net), frozenset(), 1.0)
         self.batches = len(images) // self.train.batch_size
+        self.augment = torch.Generator().manual_seed(0)
+        self.bar = tqdm(disable=True)
         self.calls = 0
 
     def __call__(self) -> float:
@@ -89,9 +92,9 @@ class PipelineSteps:
         bs = self.train.batch_size
         start = (self.calls % self.batches) * bs
         self.calls += 1
-        result = fit_network(self.net, self.images[start:start + bs], self.targets[start:start + bs], None,
-                             generator=torch.Generator().manual_seed(self.calls), **self.kwargs)
-        return bs / result.train_img_per_s
+        tick = time.perf_counter()
+        train_epoch(self.loop, torch.arange(start, start + bs), self.augment, self.bar)
+        return time.perf_counter() - tick
 
 
 def prepare_seconds(spec: NetSpec, images: torch.Tensor, norm, batches: int = 4) -> float:

@@ -258,10 +258,44 @@ def test_bf16_only_where_the_cpu_computes_it(monkeypatch):
     from springtail.models import inference
 
     monkeypatch.setattr(inference, "native_bf16_cpu", lambda: False)
-    assert inference.Runtime.resolve("cpu", bf16=True).precision == "fp32"  # emulated bf16 is 10-40x slower
+    assert inference.Runtime.resolve("cpu", "bf16", True).precision == "fp32"  # emulated bf16 is 10-40x slower
+    assert inference.Runtime.resolve("cpu", "auto", "auto", "resnet18").precision == "fp32"
     monkeypatch.setattr(inference, "native_bf16_cpu", lambda: True)
-    runtime = inference.Runtime.resolve("cpu", bf16=True, channels_last=False)
-    assert runtime.precision == "bf16" and not runtime.channels_last
+    runtime = inference.Runtime.resolve("cpu", "bf16", False)
+    assert runtime.precision == "bf16" and not runtime.channels_last and runtime.rule == "forced"
     with runtime.autocast():
         assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.bfloat16
-    assert inference.Runtime.resolve("cpu", bf16=False).precision == "fp32"
+    assert inference.Runtime.resolve("cpu", "fp32", True).precision == "fp32"
+
+
+@pytest.mark.parametrize("native, arch, expected", [
+    (True, "tf_efficientnet_lite0", ("fp32", True, "cpu_bf16/efficientnet")),  # bf16: 0.8x of fp32 CL
+    (True, "resnet18", ("bf16", True, "cpu_bf16/resnet")),  # 1.9x of fp32 CL
+    (True, "vit_tiny_patch16_224", ("bf16", False, "cpu_bf16/vit")),
+    (True, "convnext_atto", ("fp32", True, "cpu_bf16/convnext")),
+    (True, "some_new_net", ("fp32", True, "cpu_bf16/other")),
+    (False, "resnet18", ("fp32", True, "cpu/resnet")),
+    (False, "vit_tiny_patch16_224", ("fp32", False, "cpu/vit")),
+])
+def test_auto_precision_is_the_table_row_of_the_machine_and_family(monkeypatch, native, arch, expected):
+    from springtail.models import inference
+
+    monkeypatch.setattr(inference, "native_bf16_cpu", lambda: native)
+    runtimes = [inference.Runtime.resolve("cpu", "auto", "auto", arch) for _ in range(3)]
+    assert len(set(runtimes)) == 1  # a table, not a timing: every run of one machine picks the same
+    assert (runtimes[0].precision, runtimes[0].channels_last, runtimes[0].rule) == expected
+    forced = inference.Runtime.resolve("cpu", "fp32", False, arch)  # forced values win over the table
+    assert (forced.precision, forced.channels_last, forced.rule) == ("fp32", False, "forced")
+    half = inference.Runtime.resolve("cpu", "auto", False, arch)  # one forced, one auto
+    assert half.channels_last is False and half.rule == expected[2]
+
+
+def test_a_bad_precision_names_the_file_and_key(tmp_path):
+    from springtail.common.config import load_section
+
+    section = yaml.safe_load((REPO / "params.yaml").read_text())["train"]
+    path = tmp_path / "params.yaml"
+    for key, bad in (("precision", "fp8"), ("channels_last", "yes")):
+        path.write_text(yaml.safe_dump({"train": {**section, key: bad}}))
+        with pytest.raises(ValueError, match=rf"params\.yaml.*{key}.*{bad}"):
+            load_section(TrainConfig, "train", path)

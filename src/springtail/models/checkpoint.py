@@ -99,6 +99,7 @@ def fit_summary(result, runtime, weights) -> dict[str, Any]:
         "device": runtime.device,
         "precision": runtime.precision,
         "channels_last": runtime.channels_last,
+        "precision_rule": runtime.rule,  # the table row behind an auto choice, or "forced"
         "weights": weights.as_dict(),
         "history": result.history,
     }

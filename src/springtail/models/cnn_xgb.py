@@ -23,6 +23,7 @@ from springtail.common.config import from_section, to_dict
 from springtail.common.f1 import macro_f1
 from springtail.common.io import atomic_path, write_yaml
 from springtail.models import checkpoint
+from springtail.models.precision import PRECISIONS
 from springtail.models.timm_net import NetConfig, TimmClassifier
 from springtail.models.training import TrainConfig, inverse_frequency
 
@@ -35,13 +36,17 @@ class CnnXgbConfig:
 
     arch: str  # CNN that gives the embeddings
     pretrained: bool | str  # with weights: frozen features; without: fine-tuned first
-    bf16: bool | None  # null = train.bf16
+    precision: str | None  # auto | fp32 | bf16; null = train.precision
     finetune_epochs: int  # epochs of the shared training loop before the trees
     n_estimators: int  # boosting rounds at most
     max_depth: int
     learning_rate: float
     subsample: float  # row subsampling per tree
     early_stopping_rounds: int  # rounds without a better val log-loss before stopping
+
+    def __post_init__(self) -> None:
+        if self.precision is not None and self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be null or one of {', '.join(PRECISIONS)}, got {self.precision!r}")
 
 
 def expand_soft(features: np.ndarray, labels: np.ndarray, soft: np.ndarray | None,
@@ -103,7 +108,8 @@ class CnnXgbClassifier(BaseEstimator):
 
     def _cnn(self) -> TimmClassifier:
         net = NetConfig(arch=self.config.arch, pretrained=self.config.pretrained, lr=None,
-                        epochs=self.config.finetune_epochs, backbone_lr=1.0, bf16=self.config.bf16)
+                        epochs=self.config.finetune_epochs, backbone_lr=1.0,
+                        precision=self.config.precision)
         return TimmClassifier(net, self.train, self.img_size, self.name)
 
     def fit(self, X: np.ndarray, y: np.ndarray, *, soft_targets: np.ndarray | None = None,

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from springtail.common.runtime import device_name
+from springtail.models import precision as precision_table
 from springtail.models.augment import N_DIHEDRAL, dihedral, prepare_batch, to_chw
 
 __all__ = ["PredictConfig", "Runtime", "forward_views", "softmax_head", "feature_head"]
@@ -27,7 +28,7 @@ def native_bf16_cpu() -> bool:
     """True when this CPU computes bf16 natively (AVX512-BF16 or AMX).
 
     Without it PyTorch emulates bf16 and autocast is many times slower than fp32
-    (measured 10-40x on an AVX2-only EPYC), so ``train.bf16`` is then ignored.
+    (measured 10-40x on an AVX2-only EPYC), so bf16 is then never used.
     """
     checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
     return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
@@ -40,17 +41,28 @@ class Runtime:
     device: str = "cpu"
     amp_dtype: torch.dtype | None = None  # autocast dtype; None = fp32
     channels_last: bool = False
+    rule: str = "forced"  # the row of springtail.models.precision's table behind an auto choice
 
     @classmethod
-    def resolve(cls, device: str = "auto", bf16: bool = True, channels_last: bool = True) -> Runtime:
-        """Pick the device ('auto' -> cuda when present) and the autocast dtype it supports."""
+    def resolve(cls, device: str = "auto", precision: str = "auto", channels_last: bool | str = "auto",
+                arch: str = "") -> Runtime:
+        """Pick the device ('auto' -> cuda when present), then the precision and memory format
+        of network ``arch`` there: ``auto`` reads the table of ``springtail.models.precision``.
+
+        bf16 (asked for or chosen) runs only where the hardware computes it: fp16 with a
+        gradient scaler on GPUs without bf16, fp32 on CPUs without AVX512-BF16/AMX."""
         dev = device_name(device)
+        if dev.startswith("cuda"):
+            machine = "cuda"
+        else:
+            machine = "cpu_bf16" if native_bf16_cpu() else "cpu"
+        choice = precision_table.choose(machine, arch, precision, channels_last)
         amp: torch.dtype | None = None
-        if bf16 and dev.startswith("cuda"):
+        if choice.precision == "bf16" and machine == "cuda":
             amp = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        elif bf16 and native_bf16_cpu():
+        elif choice.precision == "bf16" and machine == "cpu_bf16":
             amp = torch.bfloat16
-        return cls(dev, amp, channels_last)
+        return cls(dev, amp, choice.channels_last, choice.rule)
 
     @property
     def precision(self) -> str:

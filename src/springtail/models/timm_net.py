@@ -21,6 +21,7 @@ from springtail.common.io import write_yaml
 from springtail.models import checkpoint
 from springtail.models.augment import to_chw
 from springtail.models.inference import Runtime, feature_head, forward_views, softmax_head
+from springtail.models.precision import PRECISIONS
 from springtail.models.training import FitResult, TrainConfig, fit_network, make_targets
 from springtail.models.weights import WeightsReport, create_net
 
@@ -34,7 +35,11 @@ class NetConfig:
     lr: float | None  # null = train.lr
     epochs: int | None  # null = train.epochs
     backbone_lr: float  # learning-rate multiplier of the pretrained weights (new layers: 1)
-    bf16: bool | None  # null = train.bf16 (EfficientNet-Lite trains fastest in fp32 on CPUs)
+    precision: str | None  # auto | fp32 | bf16; null = train.precision
+
+    def __post_init__(self) -> None:
+        if self.precision is not None and self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be null or one of {', '.join(PRECISIONS)}, got {self.precision!r}")
 
 
 @dataclass(frozen=True)
@@ -141,8 +146,8 @@ class TimmClassifier(BaseEstimator):
             return create_net(self.config.arch, N_CLASSES, pretrained, **kwargs)
 
     def runtime(self) -> Runtime:
-        bf16 = _or(self.config.bf16, self.train.bf16)
-        return Runtime.resolve(self.train.device, bf16, self.train.channels_last)
+        return Runtime.resolve(self.train.device, _or(self.config.precision, self.train.precision),
+                               self.train.channels_last, self.config.arch)
 
     def fit(self, X: np.ndarray, y: np.ndarray, *, soft_targets: np.ndarray | None = None,
             eval_set: tuple[np.ndarray, np.ndarray] | None = None, on_epoch=None) -> TimmClassifier:

@@ -24,6 +24,7 @@ from springtail.common.f1 import macro_f1
 from springtail.models import distributed
 from springtail.models.augment import prepare_batch
 from springtail.models.inference import Runtime, forward_views, softmax_head
+from springtail.models.precision import PRECISIONS
 
 
 @dataclass(frozen=True)
@@ -41,12 +42,18 @@ class TrainConfig:
     soft_labels: bool  # train on consensus posteriors p0..p8
     class_balanced: bool  # weight the loss by inverse class frequency
     patience: int  # epochs without a better val macro F1 before stopping; 0 = never
-    bf16: bool  # autocast where the hardware computes bf16 natively
-    channels_last: bool
+    precision: str  # auto | fp32 | bf16: auto = the fastest for each network on this machine
+    channels_last: bool | str  # auto | true | false (see springtail.models.precision)
     num_threads: int  # torch threads; 0 = one per CPU this process may use
     device: str  # auto | cpu | cuda
     nproc: int  # >1 launches torchrun with DistributedDataParallel
     progress: bool  # tqdm bar on stderr
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"train.precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if self.channels_last != "auto" and not isinstance(self.channels_last, bool):
+            raise ValueError(f"train.channels_last must be auto, true or false, got {self.channels_last!r}")
 
 
 @dataclass
@@ -118,7 +125,10 @@ def warmup_cosine(warmup_steps: int, total_steps: int) -> Callable[[int], float]
 def make_optimizer(net: torch.nn.Module, lr: float, weight_decay: float,
                    slow: frozenset[str] = frozenset(), slow_lr_scale: float = 1.0) -> torch.optim.Optimizer:
     """AdamW without weight decay on biases and normalisation weights (1-d parameters);
-    the parameters named in ``slow`` (pretrained ones) train at ``lr * slow_lr_scale``."""
+    the parameters named in ``slow`` (pretrained ones) train at ``lr * slow_lr_scale``.
+
+    torch's fused kernel: one pass over all parameters instead of a loop over them
+    (resnet18 on 2 CPU cores: 9 ms instead of 53 ms of a ~320 ms step)."""
     groups = []
     for is_slow in (False, True):
         params = [(n, p) for n, p in net.named_parameters() if p.requires_grad and (n in slow) == is_slow]
@@ -127,11 +137,11 @@ def make_optimizer(net: torch.nn.Module, lr: float, weight_decay: float,
             chosen = [p for _, p in params if (p.ndim > 1) == decay]
             if chosen:
                 groups.append({"params": chosen, "lr": group_lr, "weight_decay": weight_decay if decay else 0.0})
-    return torch.optim.AdamW(groups, lr=lr)
+    return torch.optim.AdamW(groups, lr=lr, fused=True)
 
 
 @dataclass
-class _Loop:
+class Loop:
     """Everything one epoch needs, so the epoch function stays small."""
 
     net: torch.nn.Module  # possibly DDP-wrapped
@@ -146,7 +156,7 @@ class _Loop:
     batch_size: int  # per process
 
 
-def train_epoch(loop: _Loop, order: torch.Tensor, aug: torch.Generator, bar: tqdm) -> tuple[float, int]:
+def train_epoch(loop: Loop, order: torch.Tensor, aug: torch.Generator, bar: tqdm) -> tuple[float, int]:
     """One pass over ``order`` (this rank's crop indices); returns (summed loss, images seen)."""
     loop.net.train()
     total, seen = 0.0, 0
@@ -177,7 +187,7 @@ def train_epoch(loop: _Loop, order: torch.Tensor, aug: torch.Generator, bar: tqd
     return total, seen
 
 
-def validate(net: torch.nn.Module, images: torch.Tensor, labels: np.ndarray, loop: _Loop) -> tuple[float, float]:
+def validate(net: torch.nn.Module, images: torch.Tensor, labels: np.ndarray, loop: Loop) -> tuple[float, float]:
     """(val loss, val macro F1) of the unwrapped ``net`` on hard labels, no augmentation."""
     probs = forward_views(net, images, softmax_head, norm=loop.norm, runtime=loop.runtime,
                           batch_size=max(64, 2 * loop.batch_size))[0]
@@ -186,8 +196,8 @@ def validate(net: torch.nn.Module, images: torch.Tensor, labels: np.ndarray, loo
     return loss, macro_f1(labels, probs.argmax(axis=1))
 
 
-def _make_loop(net, images, targets, cfg: TrainConfig, epochs: int, lr: float, runtime, norm,
-               slow: frozenset[str], slow_lr_scale: float) -> _Loop:
+def make_loop(net, images, targets, cfg: TrainConfig, epochs: int, lr: float, runtime, norm,
+               slow: frozenset[str], slow_lr_scale: float) -> Loop:
     """Place the network, wrap it for DDP when distributed, build optimiser and schedule."""
     world = distributed.world_size()
     per_rank = max(1, math.ceil(cfg.batch_size / world))
@@ -200,14 +210,14 @@ def _make_loop(net, images, targets, cfg: TrainConfig, epochs: int, lr: float, r
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     scaler = torch.amp.GradScaler("cuda") if runtime.amp_dtype == torch.float16 else None
     weights = class_weights(targets) if cfg.class_balanced else None
-    return _Loop(model, optimizer, scheduler, scaler, images, targets, weights, runtime, norm, per_rank)
+    return Loop(model, optimizer, scheduler, scaler, images, targets, weights, runtime, norm, per_rank)
 
 
 def _snapshot(net: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
 
 
-def _epoch(loop: _Loop, net: torch.nn.Module, order: torch.Tensor, aug: torch.Generator,
+def _epoch(loop: Loop, net: torch.nn.Module, order: torch.Tensor, aug: torch.Generator,
            val, bar: tqdm) -> tuple[dict[str, float], float, int]:
     """Train one epoch and validate; returns (metrics, training seconds, images this rank saw)."""
     tick = time.perf_counter()
@@ -250,7 +260,7 @@ def fit_network(
         the best epoch's weights (by val macro F1; the last epoch's without ``val``)
         and the training history.
     """
-    loop = _make_loop(net, images, targets, cfg, epochs, lr, runtime, norm, slow, slow_lr_scale)
+    loop = make_loop(net, images, targets, cfg, epochs, lr, runtime, norm, slow, slow_lr_scale)
     rank, world = distributed.rank(), distributed.world_size()
     aug = torch.Generator().manual_seed(int(torch.randint(2**62, (1,), generator=generator)) + rank)
     result = FitResult(_snapshot(net), epochs, None, world_size=world)

@@ -90,6 +90,6 @@ def crop_features(images: np.ndarray, config: ReviewConfig) -> np.ndarray:
     with torch.random.fork_rng(devices=[]):  # a random-init CNN (pretrained: false) is seeded
         torch.manual_seed(0)
         net, weights = create_net(config.arch, 0, config.pretrained)
-    runtime = Runtime.resolve("auto", bf16=False, channels_last=True)
+    runtime = Runtime.resolve("auto", precision="fp32", channels_last=True)
     return forward_views(runtime.place(net), images, lambda n, x: n(x), norm=norm_of(net, weights),
                          runtime=runtime, batch_size=config.batch_size)[0]
