@@ -299,3 +299,27 @@ def test_a_bad_precision_names_the_file_and_key(tmp_path):
         path.write_text(yaml.safe_dump({"train": {**section, key: bad}}))
         with pytest.raises(ValueError, match=rf"params\.yaml.*{key}.*{bad}"):
             load_section(TrainConfig, "train", path)
+
+def test_the_benchmarks_plain_loop_and_pipeline_step_train_the_same_network():
+    """make bench's two loops: the pipeline's real step (make_loop + train_epoch) and the plain
+    loop in a forced variant both move the weights and time one step each."""
+    from benchmarks import nets, plain
+    from springtail.common.config import load_params
+
+    params = load_params(REPO / "params.tiny.yaml")
+    spec = nets.net_spec("resnet", params, SIZE)
+    rng = np.random.default_rng(0)
+    images = torch.from_numpy(rng.integers(0, 256, (2 * spec.train.batch_size, 3, SIZE, SIZE), dtype=np.uint8))
+    labels = rng.integers(0, 9, len(images))
+    auto = spec.runtime()
+    assert plain.variant_of(auto) in plain.VARIANTS and auto.rule.endswith("/resnet")
+    forced = spec.runtime("fp32", False)
+    assert plain.variant_of(forced) == "fp32" and forced.rule == "forced"
+    for net, step in (
+        (n := spec.build(), nets.PipelineSteps(spec, n, images, nets.soft_targets(labels, spec.train))),
+        (m := spec.build(), plain.PlainSteps(m, images, labels, ((0.5,) * 3, (0.25,) * 3), forced,
+                                             spec.train.batch_size, spec.lr, 0.0)),
+    ):
+        before = [p.detach().clone() for p in net.parameters()]
+        assert step() > 0
+        assert any(not torch.equal(a, b) for a, b in zip(before, net.parameters()))

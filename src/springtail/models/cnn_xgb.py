@@ -40,6 +40,7 @@ class CnnXgbConfig:
     finetune_epochs: int  # epochs of the shared training loop before the trees
     n_estimators: int  # boosting rounds at most
     max_depth: int
+    max_bin: int  # histogram bins per feature (split candidates): few crops, many features
     learning_rate: float
     subsample: float  # row subsampling per tree
     early_stopping_rounds: int  # rounds without a better val log-loss before stopping
@@ -76,6 +77,7 @@ def fit_booster(features: np.ndarray, labels: np.ndarray, weights: np.ndarray,
     Returns the booster and the log-loss per round ({"train_mlogloss": [...], "val_mlogloss": [...]}).
     """
     params = {"objective": "multi:softprob", "num_class": N_CLASSES, "max_depth": config.max_depth,
+              "max_bin": config.max_bin,
               "eta": config.learning_rate, "subsample": config.subsample, "tree_method": "hist",
               "eval_metric": "mlogloss", "seed": seed, "nthread": nthread}
     train = xgb.DMatrix(features, label=labels, weight=weights, nthread=nthread)
