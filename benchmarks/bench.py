@@ -8,17 +8,20 @@ Prints the machine, a table, and as its last line one JSON object. Keys:
   ``load_avg_start`` / ``load_avg_end``: 1-, 5-, 15-minute load averages.
 - ``matmul_gflops_fp32``, ``matmul_gflops_bf16``: best square ``torch.mm`` (size in
   ``matmul_n_*``; bf16 is measured at a smaller size where the CPU only emulates it).
-- one nested object per model of params.yaml (``resnet``, ``convnext``, ``vit``,
-  ``cnn_xgb``; cnn_xgb = its CNN's fine-tuning), so ``json["vit"]["train_img_s"]``
-  is "vit.train_img_s": ``train_img_s`` (``springtail.models.training.fit_network``),
-  ``infer_img_s`` (``forward_views``, one view), ``naive_train_img_s``,
-  ``train_speedup_vs_naive``, ``train_flops_per_img`` (FlopCounterMode on a real
-  forward+backward step, with ``nets.flop_formulas``' corrections; ~3x the forward),
-  ``fwd_flops_per_img``, ``train_gflops``,
-  ``train_mfu`` (achieved training FLOP/s / the better matmul peak), ``precision``,
-  ``channels_last``, ``batch_size``, ``arch``, ``train_step_ms``, ``train_step_spread``,
-  ``naive_load_ms_per_batch`` / ``pipeline_prepare_ms_per_batch`` (one batch's input
-  path alone: the most the data path can save per step).
+- one nested object per model of params.yaml (``cnn_xgb`` = its CNN's fine-tuning), so
+  ``json["vit_hybrid"]["step_vs_plain"]`` is "vit_hybrid.step_vs_plain":
+  ``precision``, ``channels_last``, ``precision_rule`` (the table row behind ``auto``),
+  ``auto_variant`` (e.g. ``fp32_cl``); ``plain_img_s`` (variant -> images/s of the plain
+  loop, ``benchmarks.plain``), ``plain_fastest``, ``auto_vs_fastest``, ``auto_is_fastest``
+  (within ``TIE``); ``train_img_s`` (the pipeline's step: ``make_loop`` + ``train_epoch``),
+  ``plain_best_img_s`` (the plain loop in the fastest variant, timed alongside),
+  ``step_vs_plain``, ``naive_train_img_s`` and ``train_speedup_vs_naive`` (``benchmarks.naive``),
+  ``train_step_ms``, ``train_step_spread`` ((max - min) / median step time, the worst of
+  the loops), ``train_flops_per_img`` (FlopCounterMode on a real forward+backward step,
+  with ``nets.flop_formulas``' corrections), ``fwd_flops_per_img``, ``train_gflops``,
+  ``train_mfu`` (achieved training FLOP/s / the better matmul peak), ``infer_img_s``
+  (``forward_views``, one view), ``naive_load_ms_per_batch`` /
+  ``pipeline_prepare_ms_per_batch`` (one batch's input path alone), ``batch_size``, ``arch``.
 - ``crops_img_s``, ``crops_full_img_s``, ``crops_speedup_vs_naive``: the crops
   stage's per-image path (one process) with draft decoding vs full decoding.
 - ``synthesize_s_estimated`` (or ``synthesize_s`` when the whole set was generated),
@@ -30,7 +33,7 @@ Prints the machine, a table, and as its last line one JSON object. Keys:
 - ``errors``: section -> message, for any section that failed (exit status 1).
 
 Ratios are measured side by side in one process (same crops, same threads), the
-two training loops alternating step by step so both see the same machine load
+training loops alternating step by step so all see the same machine load
 (``benchmarks.timing``); img/s = batch size / median step time.
 ``train_step_spread`` ((max - min) / median step time) shows how noisy that was.
 Absolute figures move with the machine's load: read them with the load average.
@@ -100,17 +103,21 @@ def raw_images(params: dict, workdir: Path, args, out: dict) -> Path:
     return raw
 
 
-def bench_plain_variants(spec: nets.NetSpec, images, labels: np.ndarray, norm, args) -> dict[str, list[float]]:
+def bench_plain_variants(spec: nets.NetSpec, images, labels: np.ndarray, norm,
+                         args) -> tuple[dict[str, list[float]], dict]:
     """Step times of the plain loop in each variant (fp32 / bf16 x contiguous / channels-last)
-    this machine computes natively, interleaved; an emulated bf16 is left out."""
+    as this machine runs it, interleaved: an emulated bf16 is the fp32 variant (measured once),
+    a GPU without bf16 runs fp16."""
     bs = spec.train.batch_size
     steps = {}
-    for variant, (precision, channels_last) in plain.VARIANTS.items():
+    for precision, channels_last in plain.VARIANTS.values():
         runtime = spec.runtime(precision, channels_last)
-        if plain.variant_of(runtime) == variant:
+        variant = plain.variant_of(runtime)  # what runs: an emulated bf16 is fp32, an older GPU's fp16
+        if variant not in steps:
             steps[variant] = plain.PlainSteps(spec.build(), images[:4 * bs], labels[:4 * bs], norm, runtime,
                                               bs, spec.lr, spec.train.weight_decay)
-    return timing.interleave(steps, rounds=args.steps, warmup=args.warmup)
+    times = timing.interleave(steps, rounds=args.steps, warmup=args.warmup)
+    return times, {variant: step.runtime for variant, step in steps.items()}
 
 
 def bench_model(name: str, params: dict, crops: np.ndarray, labels: np.ndarray,
@@ -129,7 +136,7 @@ def bench_model(name: str, params: dict, crops: np.ndarray, labels: np.ndarray,
            "channels_last": runtime.channels_last, "precision_rule": runtime.rule,
            "auto_variant": plain.variant_of(runtime)}
     row.update(nets.flops_per_image(spec, spec.build(), images, targets))
-    variant_times = bench_plain_variants(spec, images, labels, norm, args)
+    variant_times, variant_runtimes = bench_plain_variants(spec, images, labels, norm, args)
     row["plain_img_s"] = {v: timing.rate(bs, t) for v, t in variant_times.items()}
     fastest = max(row["plain_img_s"], key=row["plain_img_s"].get)
     row["plain_fastest"] = fastest
@@ -139,7 +146,7 @@ def bench_model(name: str, params: dict, crops: np.ndarray, labels: np.ndarray,
     times = timing.interleave({
         "pipeline": nets.PipelineSteps(spec, pipeline_net, images, targets, runtime=runtime),
         "plain": plain.PlainSteps(spec.build(), images[:4 * bs], labels[:4 * bs], norm,
-                                  spec.runtime(*plain.VARIANTS[fastest]), bs, spec.lr, spec.train.weight_decay),
+                                  variant_runtimes[fastest], bs, spec.lr, spec.train.weight_decay),
         "naive": naive.NaiveSteps(spec.build(), paths, labels[: 4 * bs], norm, bs, spec.lr,
                                   spec.train.weight_decay, spec.train.label_smoothing),
     }, rounds=args.steps, warmup=args.warmup)

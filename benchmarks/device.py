@@ -3,8 +3,8 @@
     .venv/bin/python -m benchmarks.device [--profile default gpu] [--steps 20]
 
 For each profile and model: ``train_img_s`` (the train stage's own step,
-``springtail.models.training.fit_network``: batch augmentation on the device, autocast,
-AdamW; ``loss.item()`` each step waits for the device), ``infer_img_s``
+``make_loop`` + ``train_epoch`` of ``springtail.models.training``: batch augmentation
+on the device, autocast, fused AdamW; ``loss.item()`` each step waits for the device), ``infer_img_s``
 (``forward_views``, one view), ``train_mfu`` (model FLOPs x img/s over the better
 measured matmul peak), the precision used. Profiles: ``default`` = params.yaml
 as it is (96 px crops, small nets, batch 32); ``gpu`` = the README's GPU settings

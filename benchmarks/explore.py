@@ -63,7 +63,7 @@ def parse_args(argv):
 def variant_step(name: str, spec: nets.NetSpec, images, targets, bf16_batch: int):
     """(step function, batch size, compile seconds or None) of one pipeline variant."""
     base, rt = spec.train, spec.runtime()
-    channels_last = "nchw" not in name
+    channels_last = False if "nchw" in name else rt.channels_last  # default: auto's layout
     bs = 64 if name.endswith("bs64") else (bf16_batch if name == "bf16" else base.batch_size)
     train = dataclasses.replace(base, batch_size=bs, channels_last=channels_last)
     runtime = Runtime(rt.device, torch.bfloat16 if name == "bf16" else rt.amp_dtype, channels_last)

@@ -1,9 +1,9 @@
 """The pipeline's own training and inference paths for each model of params.yaml.
 
 Networks come from the model registry exactly as the train stage builds them
-(``cnn_xgb``: the CNN it fine-tunes); training goes through
-``springtail.models.training.fit_network`` (uint8 crops in memory, batch-level
-augmentation, the configured channels_last / bf16 autocast), inference through
+(``cnn_xgb``: the CNN it fine-tunes); training goes through the train stage's own
+step (``make_loop`` + ``train_epoch`` of ``springtail.models.training``: uint8 crops in
+memory, batch-level augmentation, the resolved precision and memory format), inference through
 ``springtail.models.inference.forward_views`` as the predict stage does.
 """
 

@@ -281,9 +281,8 @@ def test_auto_precision_is_the_table_row_of_the_machine_and_family(monkeypatch, 
     from springtail.models import inference
 
     monkeypatch.setattr(inference, "native_bf16_cpu", lambda: native)
-    runtimes = [inference.Runtime.resolve("cpu", "auto", "auto", arch) for _ in range(3)]
-    assert len(set(runtimes)) == 1  # a table, not a timing: every run of one machine picks the same
-    assert (runtimes[0].precision, runtimes[0].channels_last, runtimes[0].rule) == expected
+    runtime = inference.Runtime.resolve("cpu", "auto", "auto", arch)
+    assert (runtime.precision, runtime.channels_last, runtime.rule) == expected
     forced = inference.Runtime.resolve("cpu", "fp32", False, arch)  # forced values win over the table
     assert (forced.precision, forced.channels_last, forced.rule) == ("fp32", False, "forced")
     half = inference.Runtime.resolve("cpu", "auto", False, arch)  # one forced, one auto
@@ -300,9 +299,31 @@ def test_a_bad_precision_names_the_file_and_key(tmp_path):
         with pytest.raises(ValueError, match=rf"params\.yaml.*{key}.*{bad}"):
             load_section(TrainConfig, "train", path)
 
-def test_the_benchmarks_plain_loop_and_pipeline_step_train_the_same_network():
+
+def test_a_checkpoint_keeps_the_precision_it_was_trained_in(monkeypatch):
+    """auto is resolved once, when training: a checkpoint saved on a bf16 CPU stays bf16 where
+    it is loaded (the trees of cnn_xgb were fitted on those features), and loads as fp32 on a
+    CPU without native bf16 instead of failing."""
+    from springtail.models import inference
+    from springtail.models.timm_net import TimmClassifier
+
+    monkeypatch.setattr(inference, "native_bf16_cpu", lambda: True)
+    train = params_config(TrainConfig, "train", "params.tiny.yaml", device="cpu")
+    model = create_model("resnet", model_section("resnet", arch="test_resnet", pretrained=False), train, SIZE)
+    model.norm_ = ((0.5,) * 3, (0.25,) * 3)
+    model.net_ = model._build()[0]
+    saved = model.resolved_config()
+    assert (saved["train"]["precision"], saved["train"]["channels_last"], saved["model"]["precision"]) == (
+        "bf16", True, None)  # the table's row for resnet on a bf16 CPU, written out
+    loaded = TimmClassifier(model.config.__class__(**saved["model"]), TrainConfig(**saved["train"]), SIZE)
+    assert loaded.runtime().precision == "bf16" and loaded.runtime().rule == "forced"
+    monkeypatch.setattr(inference, "native_bf16_cpu", lambda: False)
+    assert loaded.runtime().precision == "fp32"
+
+
+def test_the_benchmarks_plain_loop_and_pipeline_step_each_take_a_training_step():
     """make bench's two loops: the pipeline's real step (make_loop + train_epoch) and the plain
-    loop in a forced variant both move the weights and time one step each."""
+    loop in a forced variant each change the network's weights and time one step."""
     from benchmarks import nets, plain
     from springtail.common.config import load_params
 

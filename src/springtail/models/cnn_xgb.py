@@ -154,10 +154,13 @@ class CnnXgbClassifier(BaseEstimator):
 
     def summary(self) -> dict[str, Any]:
         cnn = self.cnn_.summary() if hasattr(self.cnn_, "result_") else None
+        runtime = self.cnn_.runtime()
         return {"val_macro_f1": self.val_macro_f1_, "seconds": round(self.fit_seconds_, 2),
                 "best_epoch": None if cnn is None else cnn["best_epoch"],
                 "train_img_per_s": None if cnn is None else cnn["train_img_per_s"],
                 "n_trees_rounds": self.booster_.num_boosted_rounds(),
+                "precision": runtime.precision, "channels_last": runtime.channels_last,
+                "precision_rule": runtime.rule,  # of the CNN that gives the features
                 "cnn_finetune": cnn, "weights": self.cnn_.weights_.as_dict()}
 
     def save(self, directory: str | Path) -> None:
@@ -166,8 +169,8 @@ class CnnXgbClassifier(BaseEstimator):
         checkpoint.save_tensors(directory / "model.safetensors", self.cnn_.net_.state_dict())
         with atomic_path(directory / BOOSTER) as tmp:
             tmp.write_bytes(bytes(self.booster_.save_raw(raw_format="ubj")))
-        write_yaml(directory / checkpoint.CONFIG, self.cnn_.resolved_config()
-                   | {"name": self.name, "kind": self.kind, "model": to_dict(self.config)})
+        write_yaml(directory / checkpoint.CONFIG, self.cnn_.resolved_config()  # precision as resolved
+                   | {"name": self.name, "kind": self.kind, "model": to_dict(self.config) | {"precision": None}})
 
     @classmethod
     def load(cls, directory: str | Path) -> CnnXgbClassifier:

@@ -85,6 +85,13 @@ def hybrid_vit(config: HybridConfig, img_size: int, num_classes: int,
     return net, report
 
 
+def resolved_runtime(runtime: Runtime) -> dict[str, Any]:
+    """``train.precision`` / ``train.channels_last`` as ``runtime`` resolved them (fp16, the
+    stand-in for bf16 on older GPUs, is saved as bf16: each machine picks its own stand-in)."""
+    return {"precision": "bf16" if runtime.precision == "fp16" else runtime.precision,
+            "channels_last": runtime.channels_last}
+
+
 def pretrained_names(net: torch.nn.Module, weights: WeightsReport) -> frozenset[str]:
     """Names of the parameters that came with the pretrained weights (none without weights):
     a hybrid's CNN trunk, or every parameter of a plain network but its new head."""
@@ -211,8 +218,11 @@ class TimmClassifier(BaseEstimator):
         return checkpoint.fit_summary(self.result_, self.runtime(), self.weights_)
 
     def resolved_config(self) -> dict[str, Any]:
-        return {"name": self.name, "kind": self.kind, "model": to_dict(self.config),
-                "train": to_dict(self.train), "crop_size": self.img_size,
+        """The configuration as trained, with ``auto`` replaced by the precision and memory
+        format this machine resolved it to, so that a checkpoint runs the same way wherever
+        it is loaded (features for the trees included), hardware permitting."""
+        return {"name": self.name, "kind": self.kind, "model": to_dict(self.config) | {"precision": None},
+                "train": to_dict(self.train) | resolved_runtime(self.runtime()), "crop_size": self.img_size,
                 "val_fold": self.train.val_fold, "classes": list(CODES),
                 "norm": {"mean": list(self.norm_[0]), "std": list(self.norm_[1])}}
 
