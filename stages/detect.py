@@ -1,7 +1,8 @@
 """Stage `detect`: springtails found and counted in the validation fold's whole photos (see dvc.yaml).
 
-Candidates (dark objects on the bright field) named by the ensemble (FOND: debris), scored against
-the experts' boxes: <out>/{boxes,counts}.csv, <metrics>, <plots>/counts.csv, <timing>.
+Proposals (dark objects on the bright field) scored by the detector, the likely springtails named by
+the ensemble (FOND: debris), scored against the experts' boxes: <out>/{boxes,counts}.csv, <metrics>,
+<plots>/counts.csv, <timing>.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from springtail.common.policy import POLICY_KEYS, ErrorPolicy, SkipLog  # noqa: 
 from springtail.common.runtime import setup_torch  # noqa: E402
 from springtail.detect.build import detect_validation  # noqa: E402
 from springtail.detect.candidates import DetectConfig  # noqa: E402
+from springtail.detect.scorer import BoxScorer  # noqa: E402
 from springtail.identify.trained import TrainedPipeline  # noqa: E402
 from springtail.models.training import ValidationFold  # noqa: E402
 
@@ -32,6 +34,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--models-dir", type=Path, required=True, help="input: one checkpoint per model")
     parser.add_argument("--predictions", type=Path, required=True, help="input: one directory per model")
     parser.add_argument("--ensemble", type=Path, required=True, help="input: ensemble directory")
+    parser.add_argument("--detector", type=Path, required=True, help="input: the detector stage's scorer")
     parser.add_argument("--out", type=Path, required=True, help="output: detections directory")
     parser.add_argument("--metrics", type=Path, required=True, help="output: detect.json")
     parser.add_argument("--plots", type=Path, required=True, help="output: plots directory")
@@ -47,11 +50,11 @@ def main(argv: list[str] | None = None) -> None:
     log = SkipLog(load_section(ErrorPolicy, "data", args.params, POLICY_KEYS))
     setup_torch()
     pipeline = TrainedPipeline.from_outputs(args.models_dir, args.predictions, args.ensemble, args.params)
-    result = detect_validation(args.raw_dir / "train", args.labels, args.crops, fold.val_fold, pipeline, config, log)
+    scorer = BoxScorer.load(args.detector, config)
+    result = detect_validation(args.raw_dir / "train", args.labels, args.crops, fold.val_fold, pipeline, scorer, log)
     for path, table in ((args.out / "boxes.csv", result.candidates), (args.out / "counts.csv", result.counts),
                         (args.plots / "counts.csv", result.plot)):
         write_csv(path, table)
-    write_json(args.out / "settings.json", result.settings)
     write_json(args.metrics, result.metrics)
     write_json(args.timing, result.timing)
 

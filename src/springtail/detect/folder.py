@@ -10,10 +10,11 @@ from PIL import ImageDraw
 
 from springtail.common.config import load_section
 from springtail.common.decode import load_rgb
-from springtail.common.io import atomic_path, read_json, write_csv
+from springtail.common.io import atomic_path, write_csv
 from springtail.common.policy import DataError
 from springtail.detect.candidates import DetectConfig
 from springtail.detect.photos import counts_table, detect_photo
+from springtail.detect.scorer import BoxScorer
 from springtail.identify.trained import TrainedPipeline
 
 PREVIEW = 4  # annotated pictures are written at 1/4 of the photo's size
@@ -42,15 +43,11 @@ def count_folder(files: list[Path], root: Path, params: Path | None, out: Path) 
     under ``root``; write boxes.csv, counts.csv and annotated/ in ``out``."""
     params = Path(root) / "params.yaml" if params is None else params
     pipeline = TrainedPipeline.load(root, params)
-    config = load_section(DetectConfig, "detect", params)
-    settings = Path(root) / "data/processed/detections/settings.json"
-    if not settings.exists():
-        raise FileNotFoundError(f"{settings}: missing (run `dvc repro detect` or `dvc pull`)")
-    min_area = float(read_json(settings)["min_area"])
+    scorer = BoxScorer.load(Path(root) / "models/detector", load_section(DetectConfig, "detect", params))
     found, errors, names = [], {}, []
     for path in files:
         try:
-            boxes, _ = detect_photo(path, pipeline, config, min_area)
+            boxes, _ = detect_photo(path, pipeline, scorer)
             accepted = boxes[boxes["accepted"]].drop(columns=["accepted", "score"])
             annotate(path, accepted, out / "annotated" / f"{path.name}.jpg")  # a.jpg and a.png apart
         except DataError as err:

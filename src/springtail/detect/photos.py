@@ -1,4 +1,5 @@
-"""Whole photos in, boxes with species and counts out: candidates named by the ensemble."""
+"""Whole photos in, boxes with species and counts out: proposals scored, suppressed, and
+the likely springtails named by the ensemble."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import pandas as pd
 from springtail.common.classes import BACKGROUND, CODES, N_CLASSES
 from springtail.common.decode import draft_factor, load_rgb, render_square
 from springtail.crops.regions import context_region
-from springtail.detect.candidates import DetectConfig, candidate_boxes
+from springtail.detect.candidates import BOX, propose
+from springtail.detect.scorer import BoxScorer, suppress
 from springtail.identify.trained import TrainedPipeline
 
 BOX_COLUMNS = ("photo", "x0", "y0", "x1", "y1", "score", "predicted", "probability", "accepted")
@@ -29,25 +31,31 @@ def candidate_crops(path: Path, boxes: list[tuple[int, int, int, int]], pipeline
     return np.stack([render_square(image, region, scale, full, size) for region in regions])
 
 
-def detect_photo(path: Path, pipeline: TrainedPipeline, config: DetectConfig,
-                 min_area: float) -> tuple[pd.DataFrame, tuple[int, int]]:
-    """Every candidate of one photo with its springtail score (1 - P(FOND)), the ensemble's
-    class and probability, and whether it is accepted as a springtail; and the photo's
-    (width, height).
+def detect_photo(path: Path, pipeline: TrainedPipeline, scorer: BoxScorer) -> tuple[pd.DataFrame, tuple[int, int]]:
+    """The candidates of one photo left by the suppression, with their score (predicted IoU
+    with a springtail), the ensemble's class and probability for those scored at least
+    the scorer's ``min_score`` ("" and 0 for the others), and whether each is accepted as a springtail
+    (scored so, and not named FOND); and the photo's (width, height).
 
     Raises:
         DataError: the photo cannot be read (names the file).
     """
-    boxes, size = candidate_boxes(path, config, min_area)
-    probs = pipeline.predict_proba(candidate_crops(path, boxes, pipeline)) if boxes else np.zeros((0, N_CLASSES))
-    best = probs.argmax(axis=1) if len(probs) else np.zeros(0, int)
-    probability = probs[np.arange(len(probs)), best] if len(probs) else np.zeros(0)
-    table = pd.DataFrame(boxes, columns=["x0", "y0", "x1", "y1"], dtype=np.int64)
+    config = scorer.config
+    proposals, size = propose(path, config, scorer.min_area)
+    scores = scorer.score(proposals)
+    kept = suppress(proposals, scores, config)
+    table = proposals.iloc[kept][BOX].reset_index(drop=True)
     table.insert(0, "photo", path.name)
-    table["score"] = np.round(1 - probs[:, BACKGROUND], 6) if len(probs) else np.zeros(0)
-    table["predicted"] = np.asarray(CODES)[best] if len(best) else np.zeros(0, str)
-    table["probability"] = np.round(probability, 6)
-    table["accepted"] = (best != BACKGROUND) & (probability >= config.min_probability)
+    table["score"] = np.round(scores[kept], 6)
+    named = (table["score"] >= scorer.min_score).to_numpy()
+    boxes = [tuple(b) for b in table.loc[named, BOX].to_numpy().tolist()]
+    probs = pipeline.predict_proba(candidate_crops(path, boxes, pipeline)) if boxes else np.zeros((0, N_CLASSES))
+    best = probs.argmax(axis=1)
+    table["predicted"], table["probability"] = "", 0.0
+    table.loc[named, "predicted"] = np.asarray(CODES)[best]
+    table.loc[named, "probability"] = np.round(probs[np.arange(len(probs)), best], 6)
+    table["accepted"] = False
+    table.loc[named, "accepted"] = best != BACKGROUND
     return table[list(BOX_COLUMNS)], size
 
 
