@@ -17,8 +17,8 @@ from springtail.common.config import load_section  # noqa: E402
 from springtail.common.io import write_json  # noqa: E402
 from springtail.common.policy import POLICY_KEYS, ErrorPolicy, SkipLog  # noqa: E402
 from springtail.common.runtime import setup_torch  # noqa: E402
-from springtail.detect.build import train_detector  # noqa: E402
 from springtail.detect.candidates import DetectConfig  # noqa: E402
+from springtail.detect.fitting import train_detector  # noqa: E402
 from springtail.models.training import ValidationFold  # noqa: E402
 
 

@@ -9,34 +9,106 @@ import pandas as pd
 import pytest
 from PIL import Image, ImageDraw
 
-from springtail.detect.candidates import DetectConfig, candidate_boxes, min_box_area
+from springtail.common.config import to_dict
+from springtail.common.policy import ErrorPolicy, SkipLog
+from springtail.detect.candidates import BOX, FEATURES, DetectConfig, min_box_area, propose
 from springtail.detect.evaluate import average_precision, detection_metrics, match
+from springtail.detect.scorer import BoxScorer, best_iou, best_threshold, fit_scorer, suppress
 
 from conftest import params_config
 
 
-def photo(path, boxes, size=(768, 512)):
-    """A bright, unevenly lit field with dark ellipses (animals) in ``boxes`` and a few
-    specks of dust too small to count."""
+def photo(path, boxes, size=(768, 512), debris=()):
+    """A bright, unevenly lit field with dark ellipses (animals) in ``boxes``, grey-green
+    squares (debris) in ``debris`` and a few specks of dust too small to count."""
     x = np.linspace(0, 1, size[0])[None, :]
     field = (200 + 30 * x + np.zeros((size[1], 1))).astype(np.uint8)  # a brightness gradient
     image = Image.fromarray(np.stack([field] * 3, axis=-1))
     draw = ImageDraw.Draw(image)
     for box in boxes:
         draw.ellipse(box, fill=(70, 60, 80))
+    for box in debris:
+        draw.rectangle(box, fill=(150, 165, 140))
     for x0, y0 in ((40, 40), (700, 460), (400, 20)):
         draw.ellipse((x0, y0, x0 + 4, y0 + 4), fill=(90, 90, 90))
     image.save(path, quality=92)
     return path
 
 
-def test_candidates_find_the_animals_not_the_dust(tmp_path):
+def test_proposals_find_the_animals_not_the_dust(tmp_path):
     animals = [(100, 100, 260, 180), (420, 250, 520, 450)]
     config = params_config(DetectConfig, "detect", params="params.tiny.yaml")
-    boxes, size = candidate_boxes(photo(tmp_path / "p.jpg", animals), config, min_area=0.005)
-    assert size == (768, 512) and len(boxes) == 2
-    for found, truth in zip(sorted(boxes), sorted(animals)):
-        assert np.abs(np.subtract(found, truth)).max() <= 12  # within a few decoded pixels
+    proposals, size = propose(photo(tmp_path / "p.jpg", animals), config, min_area=0.005)
+    assert size == (768, 512) and list(proposals.columns) == [*BOX, "setting", *FEATURES]
+    assert sorted(proposals["setting"].unique()) == list(range(len(config.thresholds)))
+    for setting, found in proposals.groupby("setting"):  # every setting: each animal once, no dust
+        assert len(found) == 2
+        for box, truth in zip(sorted(map(tuple, found[BOX].to_numpy())), sorted(animals)):
+            assert np.abs(np.subtract(box, truth)).max() <= 12  # within a few decoded pixels
+    assert np.isfinite(proposals[list(FEATURES)].to_numpy()).all()
+
+
+def test_proposal_settings_must_pair_up():
+    with pytest.raises(ValueError, match="one length"):
+        params_config(DetectConfig, "detect", thresholds=[2.0, 4.0], closings=[3], openings=[0])
+    with pytest.raises(ValueError, match="detect.nms_iou"):
+        params_config(DetectConfig, "detect", nms_iou=1.5)
+
+
+def table(rows, **columns):
+    return pd.DataFrame(rows, columns=BOX).assign(**columns)
+
+
+def test_best_iou_and_suppression():
+    truth = table([(0, 0, 10, 10), (100, 100, 120, 120)])
+    found = table([(0, 0, 10, 20), (100, 100, 120, 120), (50, 50, 60, 60)])
+    iou, nearest = best_iou(found, truth)
+    assert iou == pytest.approx([0.5, 1.0, 0.0]) and nearest[:2].tolist() == [0, 1]
+    assert best_iou(found, truth.iloc[:0])[1].tolist() == [-1, -1, -1]
+    config = params_config(DetectConfig, "detect", nms_iou=0.3, max_candidates=2)
+    overlapping = table([(0, 0, 10, 10), (0, 0, 10, 12), (30, 30, 40, 40), (60, 60, 70, 70)])
+    kept = suppress(overlapping, np.array([0.5, 0.9, 0.1, 0.7]), config)
+    assert kept.tolist() == [1, 3]  # 0 overlaps 1 (IoU 0.83), and only the best two are kept
+
+
+def test_best_threshold_is_the_f1_best_after_suppression():
+    config = params_config(DetectConfig, "detect", nms_iou=0.3)
+    # one photo, two animals: scored 0.6 and 0.35; a debris box at 0.3; a worse box on animal 0
+    proposals = table([(0, 0, 10, 10), (0, 0, 10, 14), (50, 50, 60, 60), (90, 90, 95, 95)], photo="a.jpg",
+                      out_of_fold=[0.6, 0.45, 0.35, 0.3], target=[1.0, 0.7, 0.9, 0.0], nearest=[0, 0, 1, -1])
+    assert best_threshold(proposals, 2, config) == pytest.approx(0.35)  # both animals, no debris: F1 = 1
+
+
+def test_the_scorer_learns_animals_from_debris_and_comes_back_from_disk(tmp_path):
+    config = params_config(DetectConfig, "detect", params="params.tiny.yaml", scorer_trees=30, workers=1)
+    rng = np.random.default_rng(0)
+    photos = []
+    for k in range(6):
+        x, y = rng.integers(40, 300, 2)
+        animals = [(x, y, x + 140, y + 70), (x + 300, y + 150, x + 380, y + 330)]
+        path = photo(tmp_path / f"{k}.jpg", animals, debris=[(600, 40, 700, 140)])
+        rows = pd.DataFrame([((a[0] + a[2]) / 2 / 768, (a[1] + a[3]) / 2 / 512, (a[2] - a[0]) / 768,
+                              (a[3] - a[1]) / 512) for a in animals], columns=["xc", "yc", "w", "h"])
+        photos.append((str(path), rows))
+    log = SkipLog(ErrorPolicy(on_error="skip", max_skipped=5))
+    (tmp_path / "bad.jpg").write_bytes(b"not a photo")
+    scorer, fitted = fit_scorer(photos + [(str(tmp_path / "bad.jpg"), photos[0][1])], config, 0.005, log)
+    assert log.to_dict()["by_reason"] == {"unreadable_image": 1} and fitted["photo"].nunique() == 6
+    assert 0.2 <= scorer.chosen_score <= 0.7 and scorer.min_score == scorer.chosen_score
+    test, _ = propose(photo(tmp_path / "new.jpg", [(100, 300, 240, 370)], debris=[(500, 100, 600, 200)]),
+                      config, 0.005)
+    scores = scorer.score(test)
+    on_animal = best_iou(test, table([(100, 300, 240, 370)]))[0] >= 0.5
+    assert on_animal.any() and (~on_animal).any()
+    assert scores[on_animal].min() > scores[~on_animal].max()
+    scorer.save(tmp_path / "detector")
+    again = BoxScorer.load(tmp_path / "detector", config)
+    assert np.allclose(again.score(test), scores) and again.chosen_score == scorer.chosen_score
+    other = params_config(DetectConfig, "detect", **(to_dict(config) | {"thresholds": [3.0, 4.0, 2.0]}))
+    with pytest.raises(ValueError, match=r"settings\.json: fitted on proposals made with other detect\.thresholds"):
+        BoxScorer.load(tmp_path / "detector", other)
+    with pytest.raises(FileNotFoundError, match="dvc repro detector"):
+        BoxScorer.load(tmp_path / "nowhere", config)
 
 
 def test_min_box_area_is_a_quantile_of_the_annotated_boxes():

@@ -1,5 +1,4 @@
-"""The detector and detect stages: the proposal scorer fitted on the training folds' whole
-photos; then the trained pipeline on the validation fold's photos, scored."""
+"""The detect stage: the trained pipeline on the validation fold's whole photos, scored."""
 
 from __future__ import annotations
 
@@ -7,58 +6,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
-from springtail.common.classes import CODES
 from springtail.common.config import to_dict
 from springtail.common.policy import DataError, SkipLog
-from springtail.detect.candidates import DetectConfig, min_box_area
+from springtail.detect.annotated import annotated_boxes, fold_photos
 from springtail.detect.evaluate import detection_metrics
 from springtail.detect.photos import counts_table, detect_photo
-from springtail.detect.scorer import BoxScorer, fit_scorer, pixel_boxes, summary
+from springtail.detect.scorer import BoxScorer
 from springtail.identify.trained import TrainedPipeline
-
-
-def annotated_boxes(labels: pd.DataFrame, photo: str, size: tuple[int, int]) -> pd.DataFrame:
-    """The experts' boxes of one photo in pixels, with the consensus species ("" for none)."""
-    rows = labels[labels["image_id"] == photo]
-    table = pixel_boxes(rows, size)
-    table.insert(0, "photo", f"{photo}.jpg")
-    table["species"] = [CODES[k] if k >= 0 else "" for k in rows["label"]]
-    return table
-
-
-def fold_photos(crops: Path, val_fold: int) -> tuple[list[str], list[str]]:
-    """Image ids of the validation fold and of the training folds, from a crop store's index."""
-    index = pd.read_csv(Path(crops) / "train_index.csv", dtype={"image_id": str})
-    val = index["fold"] == val_fold
-    return sorted(set(index.loc[val, "image_id"])), sorted(set(index.loc[~val, "image_id"]))
-
-
-def training_box_areas(labels: pd.DataFrame, photos: list[str]) -> np.ndarray:
-    """w * h (fractions of the photo) of the annotated boxes of ``photos``."""
-    rows = labels[labels["image_id"].isin(photos)]
-    return (rows["w"] * rows["h"]).to_numpy(dtype=float)
-
-
-def train_detector(train_dir: Path, labels_path: Path, crops: Path, val_fold: int, config: DetectConfig,
-                   log: SkipLog) -> tuple[BoxScorer, dict]:
-    """Fit the proposal scorer on the training folds' photos (the smallest springtail
-    learned from their boxes); an unreadable photo goes to ``log``. Returns the scorer and
-    a summary of what it was fitted on (proposals, their recall per setting, seconds)."""
-    labels = pd.read_csv(labels_path, dtype={"image_id": str})
-    _, training = fold_photos(crops, val_fold)
-    min_area = min_box_area(training_box_areas(labels, training), config)
-    started = time.perf_counter()
-    rows = labels[labels["image_id"].isin(training)].groupby("image_id")
-    photos = [(str(train_dir / f"{photo}.jpg"), rows.get_group(photo) if photo in rows.groups else labels.iloc[:0])
-              for photo in training]
-    scorer, table = fit_scorer(photos, config, min_area, log)
-    fitted = summary(table, int(labels["image_id"].isin(training).sum()), config)
-    return scorer, fitted | {"min_area": round(min_area, 6), "min_score_out_of_fold": scorer.chosen_score,
-                             "min_score": scorer.min_score, "skipped": log.to_dict(),
-                             "seconds": round(time.perf_counter() - started, 2)}
 
 
 @dataclass

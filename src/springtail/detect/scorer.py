@@ -40,7 +40,7 @@ def best_iou(boxes: pd.DataFrame, truth: pd.DataFrame) -> tuple[np.ndarray, np.n
     tables hold x0, y0, x1, y1 in pixels."""
     if not len(boxes) or not len(truth):
         return np.zeros(len(boxes)), np.full(len(boxes), -1)
-    pairs = box_iou(torch.as_tensor(boxes[BOX].to_numpy(np.float64)), torch.as_tensor(truth[BOX].to_numpy(np.float64)))
+    pairs = box_iou(torch.tensor(boxes[BOX].to_numpy(np.float64)), torch.tensor(truth[BOX].to_numpy(np.float64)))
     best = pairs.max(dim=1)
     return best.values.numpy(), best.indices.numpy()
 
@@ -57,7 +57,7 @@ def suppress(boxes: pd.DataFrame, scores: np.ndarray, config: DetectConfig) -> n
     ``nms_iou``, best score first, at most ``max_candidates``."""
     if not len(boxes):
         return np.zeros(0, np.int64)
-    kept = nms(torch.as_tensor(boxes[BOX].to_numpy(np.float64)), torch.as_tensor(scores, dtype=torch.float64),
+    kept = nms(torch.tensor(boxes[BOX].to_numpy(np.float64)), torch.tensor(scores, dtype=torch.float64),
                config.nms_iou)
     return kept.numpy()[:config.max_candidates]
 
@@ -148,7 +148,11 @@ def fit_scorer(photos: list[tuple[str, pd.DataFrame]], config: DetectConfig, min
                          f"nothing to learn the scorer from (check detect.thresholds and the annotations)")
     X, y = table[list(FEATURES)].to_numpy(np.float32), table["target"].to_numpy(np.float32)
     out_of_fold = np.zeros(len(table))
-    for fit, held in GroupKFold(OOF_FOLDS).split(X, y, groups=table["photo"]):
+    folds = min(OOF_FOLDS, table["photo"].nunique())
+    if folds < 2:
+        raise ValueError("proposals on a single training photo: at least 2 are needed to choose min_score "
+                         "out of fold")
+    for fit, held in GroupKFold(folds).split(X, y, groups=table["photo"]):
         out_of_fold[held] = np.clip(_booster(config).fit(X[fit], y[fit]).predict(X[held]), 0, 1)
     table["out_of_fold"] = out_of_fold
     truth_boxes = sum(len(rows) for _, rows in photos)
