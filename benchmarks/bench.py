@@ -26,6 +26,9 @@ Prints the machine, a table, and as its last line one JSON object. Keys:
   stage's per-image path (one process) with draft decoding vs full decoding.
 - ``synthesize_s_estimated`` (or ``synthesize_s`` when the whole set was generated),
   ``synthesize_subset_images``: the real generator on a subset, extrapolated.
+- ``detect_s_per_photo`` (median), ``detect_s_per_photo_max``, ``detect_photos``,
+  ``detect_photo_px``: whole photos through the trained detector, decode included
+  (``benchmarks.detect``; needs the pipeline's outputs, so after ``make repro``).
 - ``e2e_tiny_s``, ``e2e_tiny_peak_rss_mb`` (largest process of the dvc tree),
   ``noop_repro_s``, ``incremental_s``, ``incremental_stages`` (those that ran;
   ``incremental_allowed``: ensemble and its downstream stages in dvc's graph):
@@ -56,14 +59,14 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from benchmarks import data, machine, naive, nets, plain, repro, timing  # noqa: E402
+from benchmarks import data, detect, machine, naive, nets, plain, repro, timing  # noqa: E402
 from benchmarks.table import render  # noqa: E402
 from springtail.common.config import load_params  # noqa: E402
 from springtail.common.runtime import setup_torch  # noqa: E402
 from springtail.models.timm_net import norm_of  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-SECTIONS = ("matmul", "synth", "crops", "models", "repro")
+SECTIONS = ("matmul", "synth", "crops", "models", "detect", "repro")
 TIE = 0.03  # auto's pick counts as the fastest within this fraction of it (step-time noise)
 
 
@@ -76,6 +79,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps of each loop first")
     parser.add_argument("--synth-images", type=int, default=32, help="training images generated and timed")
     parser.add_argument("--crop-images", type=int, default=24, help="training images cut in both modes")
+    parser.add_argument("--detect-photos", type=int, default=10, help="whole photos through the detector")
     parser.add_argument("--skip", nargs="*", default=[], choices=SECTIONS)
     parser.add_argument("--repro-timeout", type=float, default=600.0)
     return parser.parse_args(argv)
@@ -207,6 +211,9 @@ def main(argv: list[str] | None = None) -> int:
                 run_section(name, lambda: out.update({name: bench_model(
                     name, params, state["crops"], state["labels"], workdir / "jpeg", args, peak)}),
                     out, errors, seconds)
+        if "detect" not in args.skip:
+            run_section("detect", lambda: out.update(detect.bench_detect(REPO, args.params, args.detect_photos)),
+                        out, errors, seconds)
         if "repro" not in args.skip:
             run_section("repro", lambda: repro.bench_repro(workdir / "tiny", args.repro_timeout, out),
                         out, errors, seconds)

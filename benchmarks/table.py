@@ -66,6 +66,7 @@ def verdicts(out: dict, models: list[str]) -> list[str]:
         total = out.get("synthesize_s", out.get("synthesize_s_estimated"))
         checks.append(("synthesize <= 100 s", total <= 100, f"{total:.0f} s"))
     for key, label, fmt, ok in (
+            ("detect_s_per_photo_max", "whole photo detected <= 2 s", "{:.2f} s", lambda v: v <= 2.0),
             ("crops_speedup_vs_naive", "crops >= 5x full decode", "{:.1f}x", lambda v: v >= 5.0),
             ("noop_repro_s", "no-op repro < 5 s", "{:.2f} s", lambda v: v < 5.0),
             ("incremental_s", "incremental repro < 20 s", "{:.1f} s", lambda v: v < 20.0)):
@@ -100,6 +101,9 @@ def render(out: dict, models: list[str]) -> str:
         lines.append(f"synth     {out['synthesize_subset_images']} images + {out['synthesize_subset_test_crops']} "
                      f"test crops ({out['synthesize_size']}) in {out['synthesize_subset_s']:.1f} s -> "
                      f"default set {total:.0f} s ({kind})")
+    if "detect_s_per_photo" in out:
+        lines.append(f"detect    {out['detect_photos']} whole photos ({out['detect_photo_px']}, decode included): "
+                     f"median {out['detect_s_per_photo']:.3f} s, worst {out['detect_s_per_photo_max']:.3f} s per photo")
     if "e2e_tiny_s" in out:
         slowest = sorted(out["e2e_tiny_stage_s"].items(), key=lambda kv: -kv[1])[:4]
         lines.append(f"dvc       tiny e2e {out['e2e_tiny_s']:.1f} s ({out['e2e_tiny_stages']} stages, "

@@ -1,0 +1,41 @@
+"""Whole photos through the trained detector, one at a time as ``springtail-count`` does:
+seconds per photo, decode included (the pipeline's outputs must exist: ``make repro``)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from springtail.common.config import load_params, load_section
+from springtail.common.decode import image_size
+from springtail.detect.candidates import DetectConfig
+from springtail.detect.photos import detect_photo
+from springtail.detect.scorer import BoxScorer
+from springtail.identify.trained import TrainedPipeline
+
+
+def bench_detect(repo: Path, params_path: Path, photos: int) -> dict:
+    """Median and worst seconds per photo over the first ``photos`` training photos of
+    ``data.raw_dir`` (one untimed photo first), with the pipeline under ``repo``.
+
+    Raises:
+        FileNotFoundError: the pipeline has not run (names the missing output).
+    """
+    pipeline = TrainedPipeline.load(repo, params_path)
+    scorer = BoxScorer.load(repo / "models/detector", load_section(DetectConfig, "detect", params_path))
+    raw = repo / load_params(params_path)["data"]["raw_dir"] / "train"
+    paths = sorted(raw.glob("*.jpg"))[:photos + 1]
+    if len(paths) < 2:
+        raise FileNotFoundError(f"{raw}: fewer than 2 photos to time")
+    detect_photo(paths[0], pipeline, scorer)  # warm-up: first-call allocations
+    seconds, boxes = [], 0
+    for path in paths[1:]:
+        started = time.perf_counter()
+        found, _ = detect_photo(path, pipeline, scorer)
+        seconds.append(time.perf_counter() - started)
+        boxes += int(found["accepted"].sum())
+    width, height = image_size(paths[1])
+    return {"detect_s_per_photo": round(float(np.median(seconds)), 3), "detect_s_per_photo_max": round(max(seconds), 3),
+            "detect_photos": len(seconds), "detect_photo_px": f"{width}x{height}", "detect_springtails": boxes}
