@@ -71,12 +71,14 @@ def test_best_iou_and_suppression():
     assert kept.tolist() == [1, 3]  # 0 overlaps 1 (IoU 0.83), and only the best two are kept
 
 
-def test_best_threshold_is_the_f1_best_after_suppression():
+def test_best_threshold_counts_without_bias_after_suppression():
     config = params_config(DetectConfig, "detect", nms_iou=0.3)
-    # one photo, two animals: scored 0.6 and 0.35; a debris box at 0.3; a worse box on animal 0
+    # one photo, two animals scored 0.6 and 0.35, a debris box at 0.3, a worse box on animal 0 (suppressed)
     proposals = table([(0, 0, 10, 10), (0, 0, 10, 14), (50, 50, 60, 60), (90, 90, 95, 95)], photo="a.jpg",
                       out_of_fold=[0.6, 0.45, 0.35, 0.3], target=[1.0, 0.7, 0.9, 0.0], nearest=[0, 0, 1, -1])
-    assert best_threshold(proposals, 2, config) == pytest.approx(0.35)  # both animals, no debris: F1 = 1
+    assert best_threshold(proposals, 2, config) == pytest.approx(0.35)  # two boxes kept for two animals
+    assert best_threshold(proposals, 3, config) == pytest.approx(0.2)  # three: the debris too
+    assert best_threshold(proposals, 1, config) == pytest.approx(0.4)  # one: the lowest that keeps one
 
 
 def test_the_scorer_learns_animals_from_debris_and_comes_back_from_disk(tmp_path):

@@ -4,8 +4,8 @@ nearest annotated box, learned on the training folds' photos.
 Predicting the IoU (not just "animal or not") ranks a tight box above the one that
 also swallowed a fibre or a neighbour, so that non-maximum suppression keeps the right
 one of overlapping proposals; a box is then accepted when its predicted IoU reaches
-``detect.min_score``, by default the threshold that gave the best F1 of detections on
-the training photos with out-of-fold scores. Gradient-boosted trees on the proposals' FEATURES
+``detect.min_score``, by default the threshold at which the training photos, scored out
+of fold, get as many boxes as they have annotated springtails (counts without bias). Gradient-boosted trees on the proposals' FEATURES
 (size, shape, darkness, colour): debris, bubbles and stains differ from animals there.
 """
 
@@ -167,19 +167,16 @@ def _booster(config: DetectConfig) -> xgb.XGBRegressor:
 
 
 def best_threshold(table: pd.DataFrame, truth_boxes: int, config: DetectConfig) -> float:
-    """The min_score of ``THRESHOLDS`` with the best F1 of detections (at ``config.iou``)
-    over the photos of ``table``, whose ``out_of_fold`` scores are suppressed per photo as
-    at detection time (the ensemble's FOND rejection is left out: its crops are training
-    data here). Ties go to the lower threshold."""
+    """The min_score of ``THRESHOLDS`` at which as many boxes are accepted as there are
+    annotated springtails (``truth_boxes``) over the photos of ``table``, whose
+    ``out_of_fold`` scores are suppressed per photo as at detection time: the threshold
+    that counts without bias. (The ensemble's FOND rejection is left out: its crops are
+    training data here.) Ties go to the lower threshold."""
     kept = np.concatenate([rows.index.to_numpy()[suppress(rows, rows["out_of_fold"].to_numpy(), config)]
                            for _, rows in table.groupby("photo", sort=False)])
-    kept = table.loc[kept]
-    f1 = []
-    for threshold in THRESHOLDS:
-        accepted = kept[kept["out_of_fold"] >= threshold]
-        hits = accepted[accepted["target"] >= config.iou].drop_duplicates(["photo", "nearest"])
-        f1.append(2 * len(hits) / max(1, len(accepted) + truth_boxes))
-    return float(THRESHOLDS[int(np.argmax(f1))])
+    scores = table.loc[kept, "out_of_fold"].to_numpy()
+    surplus = [abs(int((scores >= threshold).sum()) - truth_boxes) for threshold in THRESHOLDS]
+    return float(THRESHOLDS[int(np.argmin(surplus))])
 
 
 def summary(table: pd.DataFrame, truth_boxes: int, config: DetectConfig) -> dict[str, Any]:
