@@ -2,7 +2,7 @@
 
 Every proposal (dark object on the bright field, under each proposal setting) of every training
 photo, with the IoU of the annotated box it overlaps most: an XGBoost regression of that IoU from
-the proposal's size, shape, darkness and colour. Writes <out>/{scorer,settings}.json and <metrics>.
+the proposal's size, shape, darkness and colour. Writes <out>/{scorer,settings}.json, <metrics>, <timing>.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--crops", type=Path, required=True, help="input: crops directory (the folds)")
     parser.add_argument("--out", type=Path, required=True, help="output: the scorer's directory")
     parser.add_argument("--metrics", type=Path, required=True, help="output: detector.json")
+    parser.add_argument("--timing", type=Path, required=True, help="output: seconds")
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     return parser.parse_args(argv)
 
@@ -39,9 +40,11 @@ def main(argv: list[str] | None = None) -> None:
     fold = load_section(ValidationFold, "train", args.params, keys=("val_fold",))
     log = SkipLog(load_section(ErrorPolicy, "data", args.params, POLICY_KEYS))
     setup_torch()
-    scorer, metrics = train_detector(args.raw_dir / "train", args.labels, args.crops, fold.val_fold, config, log)
+    scorer, metrics, timing = train_detector(args.raw_dir / "train", args.labels, args.crops, fold.val_fold,
+                                             config, log)
     scorer.save(args.out)
     write_json(args.metrics, metrics)
+    write_json(args.timing, timing)
 
 
 if __name__ == "__main__":

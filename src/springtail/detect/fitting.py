@@ -14,10 +14,11 @@ from springtail.detect.scorer import BoxScorer, fit_scorer, summary
 
 
 def train_detector(train_dir: Path, labels_path: Path, crops: Path, val_fold: int, config: DetectConfig,
-                   log: SkipLog) -> tuple[BoxScorer, dict]:
+                   log: SkipLog) -> tuple[BoxScorer, dict, dict]:
     """Fit the proposal scorer on the training folds' photos (the smallest springtail
-    learned from their boxes); an unreadable photo goes to ``log``. Returns the scorer and
-    a summary of what it was fitted on (proposals, their recall per setting, seconds)."""
+    learned from their boxes); an unreadable photo goes to ``log``. Returns the scorer, a
+    summary of what it was fitted on (proposals, their recall per setting, the threshold)
+    and the wall-clock seconds (kept apart: they change on every run)."""
     labels = pd.read_csv(labels_path, dtype={"image_id": str})
     _, training = fold_photos(crops, val_fold)
     min_area = min_box_area(training_box_areas(labels, training), config)
@@ -27,6 +28,6 @@ def train_detector(train_dir: Path, labels_path: Path, crops: Path, val_fold: in
               for photo in training]
     scorer, table = fit_scorer(photos, config, min_area, log)
     fitted = summary(table, int(labels["image_id"].isin(training).sum()), config)
-    return scorer, fitted | {"min_area": round(min_area, 6), "min_score_out_of_fold": scorer.chosen_score,
-                             "min_score": scorer.min_score, "skipped": log.to_dict(),
-                             "seconds": round(time.perf_counter() - started, 2)}
+    fitted |= {"min_area": round(min_area, 6), "min_score_out_of_fold": scorer.chosen_score,
+               "min_score": scorer.min_score, "skipped": log.to_dict()}
+    return scorer, fitted, {"seconds": round(time.perf_counter() - started, 2)}

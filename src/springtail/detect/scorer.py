@@ -5,8 +5,9 @@ Predicting the IoU (not just "animal or not") ranks a tight box above the one th
 also swallowed a fibre or a neighbour, so that non-maximum suppression keeps the right
 one of overlapping proposals; a box is then accepted when its predicted IoU reaches
 ``detect.min_score``, by default the threshold at which the training photos, scored out
-of fold, get as many boxes as they have annotated springtails (counts without bias). Gradient-boosted trees on the proposals' FEATURES
-(size, shape, darkness, colour): debris, bubbles and stains differ from animals there.
+of fold, get as many boxes as they have annotated springtails (counts without bias).
+Gradient-boosted trees on the proposals' FEATURES (size, shape, darkness, colour):
+debris, bubbles and stains differ from animals there.
 """
 
 from __future__ import annotations
