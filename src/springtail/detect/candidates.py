@@ -27,6 +27,7 @@ BOX = ["x0", "y0", "x1", "y1"]
 FEATURES = ("width", "height", "area", "fill", "aspect", "dark_mean", "dark_max", "dark_std", "dark_q90",
             "strong", "red", "green", "blue", "saturation", "red_share", "blue_share", "noise")
 STRONG = 4.0  # robust std: the share of a region this much darker than the field is a feature
+PROPOSAL_KEYS = ("decode_factor", "smoothing", "thresholds", "closings", "openings")  # what propose() reads
 
 
 @dataclass(frozen=True)

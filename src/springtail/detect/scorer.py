@@ -29,7 +29,7 @@ from springtail.common.io import atomic_directory, read_json, write_json
 from springtail.common.policy import DataError, SkipLog
 from springtail.common.runtime import cpu_count, ordered_map
 from springtail.crops.regions import pixel_box
-from springtail.detect.candidates import BOX, FEATURES, DetectConfig, propose
+from springtail.detect.candidates import BOX, FEATURES, PROPOSAL_KEYS, DetectConfig, propose
 
 OOF_FOLDS = 5  # folds of training photos for the out-of-fold scores that choose min_score
 THRESHOLDS = np.round(np.arange(0.2, 0.71, 0.05), 2)  # the min_score values tried
@@ -108,8 +108,7 @@ class BoxScorer:
             raise ValueError(f"{settings_path}: fitted on features {settings.get('features')}, this code "
                              f"computes {list(FEATURES)} (run `dvc repro detector`)")
         fitted, asked = settings["config"], to_dict(config)
-        changed = [k for k in ("decode_factor", "smoothing", "thresholds", "closings", "openings")
-                   if fitted.get(k) != asked[k]]
+        changed = [k for k in PROPOSAL_KEYS if fitted.get(k) != asked[k]]
         if changed:
             raise ValueError(f"{settings_path}: fitted on proposals made with other detect.{', '.join(changed)} "
                              f"than the params file's (run `dvc repro detector`)")
