@@ -10,9 +10,10 @@ import pandas as pd
 
 from springtail.common.config import to_dict
 from springtail.common.policy import DataError, SkipLog
+from springtail.common.runtime import cpu_count
 from springtail.detect.annotated import annotated_boxes, fold_photos
 from springtail.detect.evaluate import detection_metrics
-from springtail.detect.photos import counts_table, detect_photo
+from springtail.detect.photos import counts_table, detect_photos
 from springtail.detect.scorer import BoxScorer
 from springtail.identify.trained import TrainedPipeline
 
@@ -34,13 +35,13 @@ def detect_validation(train_dir: Path, labels_path: Path, crops: Path, val_fold:
     photos, _ = fold_photos(crops, val_fold)
     candidates, truth, names = [], [], []
     started = time.perf_counter()
-    for photo in photos:
-        path = train_dir / f"{photo}.jpg"
-        try:
-            found, size = detect_photo(path, pipeline, scorer)
-        except DataError as err:
-            log.handle(err)
+    paths = [train_dir / f"{photo}.jpg" for photo in photos]
+    for (path, result), photo in zip(detect_photos(paths, pipeline, scorer, scorer.config.workers or cpu_count()),
+                                     photos):
+        if isinstance(result, DataError):
+            log.handle(result)
             continue
+        found, size = result
         candidates.append(found)
         truth.append(annotated_boxes(labels, photo, size))
         names.append(path.name)

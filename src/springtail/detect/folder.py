@@ -12,8 +12,9 @@ from springtail.common.config import load_section
 from springtail.common.decode import load_rgb
 from springtail.common.io import atomic_path, write_csv
 from springtail.common.policy import DataError
+from springtail.common.runtime import cpu_count
 from springtail.detect.candidates import DetectConfig
-from springtail.detect.photos import counts_table, detect_photo
+from springtail.detect.photos import counts_table, detect_photos
 from springtail.detect.scorer import BoxScorer
 from springtail.identify.trained import TrainedPipeline
 
@@ -45,9 +46,11 @@ def count_folder(files: list[Path], root: Path, params: Path | None, out: Path) 
     pipeline = TrainedPipeline.load(root, params)
     scorer = BoxScorer.load(Path(root) / "models/detector", load_section(DetectConfig, "detect", params))
     found, errors, names = [], {}, []
-    for path in files:
+    for path, result in detect_photos(files, pipeline, scorer, scorer.config.workers or cpu_count()):
         try:
-            boxes, _ = detect_photo(path, pipeline, scorer)
+            if isinstance(result, DataError):
+                raise result
+            boxes, _ = result
             accepted = boxes[boxes["accepted"]].drop(columns=["accepted", "score"])
             annotate(path, accepted, out / "annotated" / f"{path.name}.jpg")  # a.jpg and a.png apart
         except DataError as err:

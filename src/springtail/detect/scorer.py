@@ -117,7 +117,8 @@ class BoxScorer:
         return cls(booster, float(settings["min_area"]), config, float(settings["min_score"]))
 
 
-def _proposals(path: str, config: DetectConfig, min_area: float) -> tuple[pd.DataFrame, tuple[int, int]] | DataError:
+def proposals_or_error(path: str | Path, config: DetectConfig,
+                       min_area: float) -> tuple[pd.DataFrame, tuple[int, int]] | DataError:
     """One photo's proposals and size, or the DataError naming it (sent back from a worker)."""
     try:
         return propose(path, config, min_area)
@@ -132,7 +133,7 @@ def fit_scorer(photos: list[tuple[str, pd.DataFrame]], config: DetectConfig, min
     the labelled proposals (photo, box, setting, FEATURES, target: the best IoU, nearest:
     that box's row). The proposals are found in worker processes (numpy only); their IoUs
     are computed here, once the workers are done."""
-    work = functools.partial(_proposals, config=config, min_area=min_area)
+    work = functools.partial(proposals_or_error, config=config, min_area=min_area)
     found = list(ordered_map(work, [path for path, _ in photos], config.workers or cpu_count()))
     labelled = []
     for (path, rows), result in zip(photos, found):
