@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from springtail.common.classes import BACKGROUND, CODES
-from springtail.crops.regions import iou
+from springtail.detect.scorer import pairwise_iou
 
 SPECIES = [c for c in CODES if c != CODES[BACKGROUND]]
 
@@ -17,14 +17,14 @@ def match(detected: pd.DataFrame, truth: pd.DataFrame, threshold: float) -> np.n
     that IoU >= ``threshold`` and no better-scored detection took it (else it is a false
     positive). Species are not compared here: the counts per species score the naming."""
     hit = np.zeros(len(detected), dtype=bool)
-    taken: set[int] = set()
-    boxes = [tuple(b) for b in truth[["x0", "y0", "x1", "y1"]].to_numpy()]
-    corners = detected[["x0", "y0", "x1", "y1"]].to_numpy()
+    if not len(detected) or not len(truth):
+        return hit
+    overlaps = pairwise_iou(detected, truth)
+    taken = np.zeros(len(truth), dtype=bool)
     for i in np.argsort(-detected["score"].to_numpy(), kind="stable"):
-        overlaps = [iou(tuple(corners[i]), b) for b in boxes]
-        if overlaps and max(overlaps) >= threshold and int(np.argmax(overlaps)) not in taken:
-            hit[i] = True
-            taken.add(int(np.argmax(overlaps)))
+        best = int(np.argmax(overlaps[i]))
+        if overlaps[i, best] >= threshold and not taken[best]:
+            hit[i] = taken[best] = True
     return hit
 
 

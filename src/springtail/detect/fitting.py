@@ -10,7 +10,7 @@ import pandas as pd
 from springtail.common.policy import SkipLog
 from springtail.detect.annotated import fold_photos, training_box_areas
 from springtail.detect.candidates import DetectConfig, min_box_area
-from springtail.detect.scorer import BoxScorer, fit_scorer, summary
+from springtail.detect.scorer import BoxScorer, annotated_count, fit_scorer, summary
 
 
 def train_detector(train_dir: Path, labels_path: Path, crops: Path, val_fold: int, config: DetectConfig,
@@ -27,7 +27,7 @@ def train_detector(train_dir: Path, labels_path: Path, crops: Path, val_fold: in
     photos = [(str(train_dir / f"{photo}.jpg"), rows.get_group(photo) if photo in rows.groups else labels.iloc[:0])
               for photo in training]
     scorer, table = fit_scorer(photos, config, min_area, log)
-    fitted = summary(table, int(labels["image_id"].isin(training).sum()), config)
+    fitted = summary(table, annotated_count(photos), config)
     fitted |= {"min_area": round(min_area, 6), "min_score_out_of_fold": scorer.chosen_score,
                "min_score": scorer.min_score, "skipped": log.to_dict()}
     return scorer, fitted, {"seconds": round(time.perf_counter() - started, 2)}

@@ -35,15 +35,26 @@ OOF_FOLDS = 5  # folds of training photos for the out-of-fold scores that choose
 THRESHOLDS = np.round(np.arange(0.2, 0.71, 0.05), 2)  # the min_score values tried
 
 
+def pairwise_iou(boxes: pd.DataFrame, others: pd.DataFrame) -> np.ndarray:
+    """(n, m) intersection over union of every box of ``boxes`` with every box of ``others``
+    (x0, y0, x1, y1 in pixels, x1/y1 exclusive; 0 when two boxes only touch)."""
+    return box_iou(torch.tensor(boxes[BOX].to_numpy(np.float64)),
+                   torch.tensor(others[BOX].to_numpy(np.float64))).numpy()
+
+
 def best_iou(boxes: pd.DataFrame, truth: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """(n,) the IoU of each box of ``boxes`` with the annotated box of ``truth`` it overlaps
     most (0 when the photo has none), and (n,) that box's row number (-1 for none); both
     tables hold x0, y0, x1, y1 in pixels."""
     if not len(boxes) or not len(truth):
         return np.zeros(len(boxes)), np.full(len(boxes), -1)
-    pairs = box_iou(torch.tensor(boxes[BOX].to_numpy(np.float64)), torch.tensor(truth[BOX].to_numpy(np.float64)))
-    best = pairs.max(dim=1)
-    return best.values.numpy(), best.indices.numpy()
+    pairs = pairwise_iou(boxes, truth)
+    return pairs.max(axis=1), pairs.argmax(axis=1)
+
+
+def annotated_count(photos: list[tuple[str, pd.DataFrame]]) -> int:
+    """The annotated boxes of ``photos`` ((path, its YOLO rows) per photo)."""
+    return sum(len(rows) for _, rows in photos)
 
 
 def pixel_boxes(rows: pd.DataFrame, size: tuple[int, int]) -> pd.DataFrame:
@@ -156,8 +167,7 @@ def fit_scorer(photos: list[tuple[str, pd.DataFrame]], config: DetectConfig, min
     for fit, held in GroupKFold(folds).split(X, y, groups=table["photo"]):
         out_of_fold[held] = np.clip(_booster(config).fit(X[fit], y[fit]).predict(X[held]), 0, 1)
     table["out_of_fold"] = out_of_fold
-    truth_boxes = sum(len(rows) for _, rows in photos)
-    chosen = best_threshold(table, truth_boxes, config)
+    chosen = best_threshold(table, annotated_count(photos), config)
     return BoxScorer(_booster(config).fit(X, y), min_area, config, chosen), table
 
 
