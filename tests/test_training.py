@@ -344,3 +344,36 @@ def test_the_benchmarks_plain_loop_and_pipeline_step_each_take_a_training_step()
         before = [p.detach().clone() for p in net.parameters()]
         assert step() > 0
         assert any(not torch.equal(a, b) for a, b in zip(before, net.parameters()))
+
+
+KEEP_FREED = """
+import sys
+import numpy as np
+from springtail.common.runtime import keep_freed_memory
+
+def rss_mb():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * 4096 / 2**20
+
+took = keep_freed_memory() if sys.argv[1] == "keep" else False
+before = rss_mb()
+block = np.ones(200 * 2**20, dtype=np.uint8)  # 200 MB, every page touched
+del block
+print(took, round(rss_mb() - before))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc")
+def test_freed_activations_stay_in_the_process_only_when_asked():
+    """Without the setting glibc unmaps a freed 200 MB block at once (the next batch pays
+    page faults again); with it the block stays in the heap for reuse."""
+    def run(mode):
+        out = subprocess.run([sys.executable, "-c", KEEP_FREED, mode], capture_output=True, text=True,
+                             check=True, cwd=REPO, env={"PYTHONPATH": str(REPO / "src")})
+        took, kept_mb = out.stdout.split()
+        return took == "True", int(kept_mb)
+
+    took, kept_mb = run("default")
+    assert not took and kept_mb < 20
+    took, kept_mb = run("keep")
+    assert took and kept_mb >= 190

@@ -15,6 +15,7 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 
 PR_SET_PDEATHSIG = 1  # prctl option: the signal a process gets when its parent dies
+M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4  # glibc mallopt options (malloc.h)
 
 
 def cpu_count() -> int:
@@ -25,8 +26,26 @@ def cpu_count() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def keep_freed_memory() -> bool:
+    """Make glibc's malloc keep freed memory in the process instead of returning it to the OS.
+
+    By default every block over 32 MB is a fresh ``mmap`` and goes back to the OS when
+    freed, so a network on CPU that allocates its large activations anew every batch pays
+    the kernel to zero new pages each time (5.5 M page faults, 12-18 s of system time to
+    predict 1,691 crops). With ``mmap`` off and trimming only above 2 GB, those buffers are
+    reused from the heap; results are unchanged. Returns whether the setting took (False
+    where the C library is not glibc, e.g. macOS or musl).
+    """
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (AttributeError, OSError):
+        return False
+    return bool(mallopt(M_MMAP_MAX, 0)) and bool(mallopt(M_TRIM_THRESHOLD, 2**31 - 1))
+
+
 def setup_torch(num_threads: int = 0, seed: int | None = None):
-    """Set torch's thread pools from the CPU affinity before any torch work; return torch.
+    """Set torch's thread pools from the CPU affinity before any torch work, keep freed memory
+    in the process (:func:`keep_freed_memory`); return torch.
 
     Args:
         num_threads: threads for intra-op parallelism; 0 means one per allowed CPU.
@@ -34,6 +53,7 @@ def setup_torch(num_threads: int = 0, seed: int | None = None):
     """
     import torch
 
+    keep_freed_memory()
     threads = num_threads or cpu_count()
     torch.set_num_threads(threads)
     try:
