@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from PIL import Image, ImageDraw
 
+from benchmarks.count_noise import simulate, unbiased_rates
 from springtail.common.config import to_dict
 from springtail.common.policy import ErrorPolicy, SkipLog
 from springtail.detect.candidates import (
@@ -248,3 +249,14 @@ def test_detect_benchmark_times_whole_photos_of_the_tiny_run(tiny_repo):
     out = bench_detect(tiny_repo, tiny_repo / "params.yaml", 2)
     assert out["detect_photos"] == 2 and out["detect_photo_px"] == "768x512"
     assert 0 < out["detect_s_per_photo"] <= out["detect_s_per_photo_max"]
+
+
+def test_count_noise_unbiased_classifier_keeps_expected_totals_and_a_perfect_one_is_exact():
+    totals = np.array([90, 45, 29, 20, 15, 34, 21, 25, 0], dtype=float)
+    rates = unbiased_rates(totals, 0.8)
+    assert np.allclose(rates[:8].sum(axis=1), 1) and not rates[8].any()
+    assert np.allclose(totals @ rates, totals)  # no bias: expected predicted totals are exact
+    assert simulate(totals, unbiased_rates(totals, 1.0), 0.10, 20, 200)["all_within"] == 1.0
+    noisy = simulate(totals, rates, 0.10, 20, 2000)
+    assert 0.0 < noisy["all_within"] < 0.2 and set(noisy["mean_abs_error"]) == {
+        "AUTRE", "Cer", "CRY_THE", "HYP_MAN", "LEP", "MET_AFF", "PAR_NOT"}
