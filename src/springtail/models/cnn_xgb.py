@@ -23,7 +23,7 @@ from springtail.common.config import from_section, to_dict
 from springtail.common.f1 import macro_f1
 from springtail.common.io import atomic_path, write_yaml
 from springtail.models import checkpoint
-from springtail.models.precision import PRECISIONS
+from springtail.models.precision import check_precision
 from springtail.models.timm_net import NetConfig, TimmClassifier
 from springtail.models.training import TrainConfig, inverse_frequency
 
@@ -46,8 +46,7 @@ class CnnXgbConfig:
     early_stopping_rounds: int  # rounds without a better val log-loss before stopping
 
     def __post_init__(self) -> None:
-        if self.precision is not None and self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be null or one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        check_precision(self.precision, nullable=True)
 
 
 def expand_soft(features: np.ndarray, labels: np.ndarray, soft: np.ndarray | None,

@@ -56,6 +56,20 @@ TABLE = {
 PRECISIONS = ("auto", "fp32", "bf16")
 
 
+def check_precision(value: str | None, key: str = "precision", nullable: bool = False) -> None:
+    """Raise ValueError naming ``key`` unless ``value`` is one of :data:`PRECISIONS` (or None
+    when ``nullable``: a model section's null = train.precision)."""
+    if not (value in PRECISIONS or (nullable and value is None)):
+        allowed = ("null or " if nullable else "") + "one of " + ", ".join(PRECISIONS)
+        raise ValueError(f"{key} must be {allowed}, got {value!r}")
+
+
+def check_channels_last(value: bool | str, key: str = "channels_last") -> None:
+    """Raise ValueError naming ``key`` unless ``value`` is auto, true or false."""
+    if value != "auto" and not isinstance(value, bool):
+        raise ValueError(f"{key} must be auto, true or false, got {value!r}")
+
+
 def family(arch: str) -> str:
     """The network family of a timm architecture name ('other' when none matches)."""
     name = arch.lower()
@@ -74,10 +88,8 @@ class Choice:
 def choose(machine: str, arch: str, precision: str, channels_last: bool | str) -> Choice:
     """Resolve ``precision`` (auto | fp32 | bf16) and ``channels_last`` (auto | true | false)
     for network ``arch`` on a ``machine`` kind (cuda | cpu_bf16 | cpu)."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    if channels_last != "auto" and not isinstance(channels_last, bool):
-        raise ValueError(f"channels_last must be auto, true or false, got {channels_last!r}")
+    check_precision(precision)
+    check_channels_last(channels_last)
     key = (machine, family(arch))
     auto_precision, auto_layout = TABLE[key]
     forced = precision != "auto" and channels_last != "auto"

@@ -21,7 +21,7 @@ from springtail.common.io import write_yaml
 from springtail.models import checkpoint
 from springtail.models.augment import to_chw
 from springtail.models.inference import Runtime, feature_head, forward_views, softmax_head
-from springtail.models.precision import PRECISIONS
+from springtail.models.precision import check_precision
 from springtail.models.training import FitResult, TrainConfig, fit_network, make_targets
 from springtail.models.weights import WeightsReport, create_net
 
@@ -38,8 +38,7 @@ class NetConfig:
     precision: str | None  # auto | fp32 | bf16; null = train.precision
 
     def __post_init__(self) -> None:
-        if self.precision is not None and self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be null or one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        check_precision(self.precision, nullable=True)
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from springtail.common.f1 import macro_f1
 from springtail.models import distributed
 from springtail.models.augment import prepare_batch
 from springtail.models.inference import Runtime, forward_views, softmax_head
-from springtail.models.precision import PRECISIONS
+from springtail.models.precision import check_channels_last, check_precision
 
 
 @dataclass(frozen=True)
@@ -50,10 +50,8 @@ class TrainConfig:
     progress: bool  # tqdm bar on stderr
 
     def __post_init__(self) -> None:
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"train.precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
-        if self.channels_last != "auto" and not isinstance(self.channels_last, bool):
-            raise ValueError(f"train.channels_last must be auto, true or false, got {self.channels_last!r}")
+        check_precision(self.precision, "train.precision")
+        check_channels_last(self.channels_last, "train.channels_last")
 
 
 @dataclass
