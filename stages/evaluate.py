@@ -1,7 +1,8 @@
 """Stage `evaluate@<model>`: score one model's predictions (see dvc.yaml).
 
 Writes <metrics> (val_macro_f1, per_class_f1, n_val, and public/private macro
-F1 when <raw-dir>/solution.csv exists), <plots>/confusion.csv and
+F1 when <raw-dir>/solution.csv exists; each macro F1 with its 90 % bootstrap
+interval, <key>_ci90), <plots>/confusion.csv and
 <plots>/per_class_f1.csv. The answers are read only here, only to score.
 """
 

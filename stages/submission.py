@@ -3,7 +3,8 @@
 Writes <out> (idx,gt: every idx of <raw-dir>/sample_submission.csv once, in its
 order, checked before writing), <metrics> (out-of-fold val macro F1, per-class
 F1, gain over the best single model, and public/private macro F1 when
-<raw-dir>/solution.csv exists) and <plots>/{confusion,per_class_f1}.csv.
+<raw-dir>/solution.csv exists; each macro F1 with its 90 % bootstrap interval,
+<key>_ci90) and <plots>/{confusion,per_class_f1}.csv.
 """
 
 from __future__ import annotations

@@ -92,6 +92,30 @@ def test_unknown_model_lists_the_known_ones():
         create_model("efficientnet", {}, TRAIN, SIZE)
 
 
+def test_a_second_member_of_one_family_is_built_by_its_factory():
+    section = TINY["vit_hybrid"] | {"family": "vit_hybrid", "seed_offset": 1}
+    second = create_model("vit_hybrid_b", section, TRAIN, SIZE)
+    first = create_model("vit_hybrid", TINY["vit_hybrid"], TRAIN, SIZE)
+    assert type(second) is type(first) and second.name == "vit_hybrid_b"
+    assert second.seed() == first.seed() + 1 - TINY["vit_hybrid"]["seed_offset"]
+    with pytest.raises(ValueError, match="vit_hybrid_b.family 'vit_hybird'; known models"):
+        create_model("vit_hybrid_b", section | {"family": "vit_hybird"}, TRAIN, SIZE)
+
+
+def test_frozen_early_layers_keep_their_weights_and_the_rest_trains(data):
+    model = fitted("vit_hybrid", data, freeze_stride=4)
+    fresh, _ = create_model("vit_hybrid", TINY["vit_hybrid"] | {"freeze_stride": 4}, TRAIN, SIZE)._build()
+    trained, before = model.net_.state_dict(), fresh.state_dict()
+    trunk = "patch_embed.backbone."
+    frozen = [k for k in trained if k.startswith(trunk + "conv_stem") or k.startswith(trunk + "blocks_1.")]
+    later = [k for k in trained if k.startswith(trunk + "blocks_2.") and k.endswith("weight")]
+    assert frozen and later
+    for key in frozen:
+        if "running" not in key and "num_batches" not in key:  # BatchNorm statistics still adapt
+            torch.testing.assert_close(trained[key], before[key], rtol=0, atol=0)
+    assert any(not torch.equal(trained[k], before[k]) for k in later)
+
+
 def test_unknown_section_key_is_named():
     with pytest.raises(ValueError, match="patch_size"):
         create_model("resnet", TINY["resnet"] | {"patch_size": 8}, TRAIN, SIZE)

@@ -20,7 +20,7 @@ import yaml
 from springtail.common.classes import CODES, N_CLASSES
 from springtail.common.config import from_section
 from springtail.report import gallery, gradcam
-from springtail.report.build import ReportConfig, ReportData, build_report
+from springtail.report.build import ReportConfig, ReportData, build_report, scores_section
 from springtail.report.html import Card, Section, grid, page
 from springtail.report.images import data_uri, is_flat, overlay
 from springtail.report.plots import STAGES, class_distribution, per_class_f1_long
@@ -249,6 +249,24 @@ def test_plot_tables_are_long_and_complete():
     assert totals["training crops"] == len(data.train_index)
     assert totals["test predicted"] == len(data.ensemble_test)
     assert dist.set_index(["stage", "class"]).loc[("training crops", CODES[8]), "count"] == 10
+
+
+def test_scores_show_macro_f1_with_its_interval():
+    import re
+
+    from springtail.common.f1 import macro_f1
+    from springtail.scoring.bootstrap import f1_interval
+
+    data = fake_data()
+    data.weights["model_val_macro_f1"] = {"cnn_xgb": 0.4}
+    body = scores_section(data, per_class_f1_long(data.vals, data.ensemble_val),
+                          class_distribution(data.labels, data.train_index, data.ensemble_test)).body
+    shown = re.findall(r"<b>([0-9.]+) \[([0-9.]+), ([0-9.]+)\]</b>", body)
+    assert len(shown) == 2  # the ensemble and the best single model
+    for (value, low, high), table in zip(shown, (data.ensemble_val, data.vals["cnn_xgb"])):
+        y, pred = table["label"].to_numpy(int), table[[f"p{k}" for k in range(9)]].to_numpy().argmax(1)
+        expected = f1_interval(y, pred, table["image_id"].to_numpy())
+        assert value == f"{macro_f1(y, pred):.3f}" and (low, high) == tuple(f"{v:.2f}" for v in expected)
 
 
 def test_report_config_names_a_bad_key():

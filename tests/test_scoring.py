@@ -68,8 +68,37 @@ def test_evaluate_predictions_with_and_without_answers():
     val, test = prediction_tables()
     metrics, rows, per_class = evaluate_predictions(val, test)
     assert metrics["val_macro_f1"] == 1.0 and metrics["n_val"] == 9 and "public_macro_f1" not in metrics
+    assert metrics["val_macro_f1_ci90"] == {"low": 1.0, "high": 1.0}  # one image: one group
+    assert "public_macro_f1_ci90" not in metrics
     metrics, _, _ = evaluate_predictions(val, test, solution())
     assert metrics["public_macro_f1"] == 1.0 and metrics["private_macro_f1"] == 1.0
+    # Each test crop is its own group. With one crop per class almost every resample misses a
+    # class, which then scores 0 as on Kaggle: the interval of so few crops lies below 1.
+    for half in ("public", "private"):
+        ci = metrics[f"{half}_macro_f1_ci90"]
+        assert set(ci) == {"low", "high"} and 0 < ci["low"] <= ci["high"] < 1.0
+
+
+def noisy_val(n_images: int = 60, per_image: int = 5, seed: int = 0) -> pd.DataFrame:
+    """A validation table whose predictions are right on about 70 % of the crops."""
+    rng = np.random.default_rng(seed)
+    n = n_images * per_image
+    label = rng.integers(0, 9, n)
+    pred = np.where(rng.random(n) < 0.7, label, rng.integers(0, 9, n))
+    return pd.DataFrame({"crop_id": range(n), "image_id": [f"img{k // per_image}" for k in range(n)],
+                         "label": label, **dict(zip(PROBS, np.eye(9)[pred].T))})
+
+
+def test_validation_interval_resamples_source_images():
+    val = noisy_val()
+    metrics, _, _ = evaluate_predictions(val)
+    ci = metrics["val_macro_f1_ci90"]
+    assert ci["low"] < metrics["val_macro_f1"] < ci["high"]
+    one_image, _, _ = evaluate_predictions(val.assign(image_id="same"))  # one group: no spread
+    assert one_image["val_macro_f1_ci90"]["low"] == one_image["val_macro_f1_ci90"]["high"]
+    per_crop, _, _ = evaluate_predictions(val.drop(columns="image_id"))  # each crop its own group
+    assert per_crop["val_macro_f1_ci90"]["low"] < per_crop["val_macro_f1_ci90"]["high"]
+    assert per_crop["val_macro_f1_ci90"] != ci
 
 
 def test_evaluate_stage(tmp_path):
@@ -89,5 +118,7 @@ def test_evaluate_stage(tmp_path):
     stage.main(argv)
     metrics = json.loads((tmp_path / "m.json").read_text())
     assert metrics["private_macro_f1"] == 1.0 and metrics["per_class_f1"]["FOND"] == 1.0
+    assert metrics["val_macro_f1_ci90"] == {"low": 1.0, "high": 1.0}
+    assert 0 < metrics["private_macro_f1_ci90"]["low"] <= metrics["private_macro_f1_ci90"]["high"] < 1
     assert len(pd.read_csv(tmp_path / "plots" / "confusion.csv")) == 9
     assert pd.read_csv(tmp_path / "plots" / "per_class_f1.csv").columns.tolist() == ["class", "f1"]

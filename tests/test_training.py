@@ -145,11 +145,12 @@ def test_fit_inputs_split_by_fold(tmp_path):
         fit_inputs(images, index, val_fold=7)
 
 
-def fit_resnet(patience=2, epochs=4, seed=0):
+def fit_resnet(patience=2, epochs=4, seed=0, **train_overrides):
     labels = np.arange(45) % 9
     X = patterned(labels)
     train = params_config(TrainConfig, "train", epochs=epochs, batch_size=9, patience=patience, seed=seed,
-                          progress=False, device="cpu")
+                          progress=False, device="cpu", **{"select_epoch": "best", "ema_decay": 0.0,
+                                                           **train_overrides})
     model = create_model("resnet", model_section("resnet", arch="test_resnet", epochs=None), train, SIZE)
     return model.fit(X[:27], labels[:27], eval_set=(X[27:], labels[27:])), X
 
@@ -167,6 +168,24 @@ def test_best_epoch_weights_are_kept_and_training_is_seeded():
     np.testing.assert_array_equal(again.predict_proba(X), model.predict_proba(X))
     other, _ = fit_resnet(seed=1)
     assert not np.array_equal(other.predict_proba(X), model.predict_proba(X))
+
+
+def test_last_epoch_with_weight_averaging_is_kept_whatever_validation_says():
+    """select_epoch: last keeps the final epoch's (averaged) weights: validation chooses nothing."""
+    plain, X = fit_resnet(patience=1, epochs=4, select_epoch="last")
+    assert plain.result_.best_epoch == 4 and len(plain.result_.history) == 4  # no early stop either
+    averaged, _ = fit_resnet(patience=1, epochs=4, select_epoch="last", ema_decay=0.9)
+    assert averaged.result_.best_epoch == 4
+    assert averaged.result_.history[-1]["val_macro_f1"] == pytest.approx(averaged.result_.val_macro_f1)
+    # the averaged weights differ from the raw ones of the same run
+    assert not np.array_equal(averaged.predict_proba(X), plain.predict_proba(X))
+
+
+def test_unknown_epoch_selection_and_bad_decay_are_named():
+    with pytest.raises(ValueError, match="train.select_epoch"):
+        params_config(TrainConfig, "train", select_epoch="middle")
+    with pytest.raises(ValueError, match="train.ema_decay"):
+        params_config(TrainConfig, "train", ema_decay=1.0)
 
 
 def run_stage(name: str, argv: list[str]):

@@ -110,7 +110,7 @@ class CnnXgbClassifier(BaseEstimator):
     def _cnn(self) -> TimmClassifier:
         net = NetConfig(arch=self.config.arch, pretrained=self.config.pretrained, lr=None,
                         epochs=self.config.finetune_epochs, backbone_lr=1.0,
-                        precision=self.config.precision)
+                        precision=self.config.precision, seed_offset=0)
         return TimmClassifier(net, self.train, self.img_size, self.name)
 
     def fit(self, X: np.ndarray, y: np.ndarray, *, soft_targets: np.ndarray | None = None,

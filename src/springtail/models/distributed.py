@@ -65,6 +65,11 @@ def wrap(net: torch.nn.Module, device: str) -> torch.nn.Module:
     return DistributedDataParallel(net, device_ids=ids)
 
 
+def unwrap(net: torch.nn.Module) -> torch.nn.Module:
+    """The network inside a DistributedDataParallel wrapper (``net`` itself when not wrapped)."""
+    return net.module if isinstance(net, torch.nn.parallel.DistributedDataParallel) else net
+
+
 def shard(order: torch.Tensor, rank: int, world: int) -> torch.Tensor:
     """This rank's share of a crop order (same on all ranks); padded by wrapping so every
     rank takes the same number of steps (DDP needs matching collectives)."""

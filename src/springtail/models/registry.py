@@ -64,12 +64,18 @@ KINDS: dict[str, type] = {"timm_net": TimmClassifier, "cnn_xgb": CnnXgbClassifie
 def create_model(name: str, section: Mapping[str, Any] | None, train: TrainConfig, img_size: int) -> Classifier:
     """An unfitted classifier for model ``name`` configured by its params ``section``.
 
+    A section may name another registered model as its ``family`` (``vit_hybrid_b:
+    {family: vit_hybrid, ...}``): a second member built by the same factory.
+
     Raises:
         ValueError: an unknown model name (listing the known ones) or a bad section.
     """
-    if name not in MODELS:
-        raise ValueError(f"unknown model '{name}'; known models: {', '.join(MODELS)}")
-    return MODELS[name](section, train, img_size, name)
+    section = dict(section) if isinstance(section, Mapping) else section
+    family = section.pop("family", name) if isinstance(section, dict) else name
+    if family not in MODELS:
+        where = f"model '{name}'" if family == name else f"{name}.family '{family}'"
+        raise ValueError(f"unknown {where}; known models: {', '.join(MODELS)}")
+    return MODELS[family](section, train, img_size, name)
 
 
 def load_model(directory: str | Path) -> Classifier:

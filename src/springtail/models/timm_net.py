@@ -36,6 +36,7 @@ class NetConfig:
     epochs: int | None  # null = train.epochs
     backbone_lr: float  # learning-rate multiplier of the pretrained weights (new layers: 1)
     precision: str | None  # auto | fp32 | bf16; null = train.precision
+    seed_offset: int  # added to train.seed: two members of one architecture start and shuffle apart
 
     def __post_init__(self) -> None:
         check_precision(self.precision, nullable=True)
@@ -57,6 +58,8 @@ class HybridConfig(NetConfig):
     embed_dim: int  # token width of the transformer
     depth: int  # transformer blocks (randomly initialised: they train at the full lr)
     num_heads: int
+    freeze_stride: int  # 0 = train the whole trunk; else its layers up to its last stage of at most
+    #                     this reduction keep their pretrained weights (no backward through them)
 
 
 def config_class(section: dict[str, Any]) -> type[NetConfig]:
@@ -82,6 +85,28 @@ def hybrid_vit(config: HybridConfig, img_size: int, num_classes: int,
                             embed_dim=config.embed_dim, depth=config.depth, num_heads=config.num_heads,
                             embed_layer=partial(HybridEmbed, backbone=trunk))
     return net, report
+
+
+def freeze_early_layers(net: torch.nn.Module, config: HybridConfig) -> list[str]:
+    """Stop gradients into a hybrid's trunk layers up to its last stage of reduction
+    <= ``config.freeze_stride`` (stem included); returns the frozen layers' names.
+
+    Those layers keep their pretrained weights (their BatchNorm statistics still adapt), and
+    as they come first, no backward pass runs through them: at 128 px the high-resolution
+    layers are the costly part of a step."""
+    if config.freeze_stride <= 0:
+        return []
+    trunk = net.patch_embed.backbone
+    last = [f["module"].replace(".", "_") for f in trunk.feature_info.info if f["reduction"] <= config.freeze_stride]
+    if not last:
+        raise ValueError(f"freeze_stride {config.freeze_stride}: {config.arch} has no stage of that reduction")
+    frozen = []
+    for name, module in trunk.named_children():
+        module.requires_grad_(False)
+        frozen.append(name)
+        if name == last[-1]:
+            return frozen
+    raise ValueError(f"freeze_stride: layer {last[-1]} not found in the trunk of {config.arch}")
 
 
 def resolved_runtime(runtime: Runtime) -> dict[str, Any]:
@@ -139,7 +164,7 @@ class TimmClassifier(BaseEstimator):
         pretrained = self.config.pretrained if pretrained is None else pretrained
         if isinstance(self.config, HybridConfig):
             with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(self.train.seed)
+                torch.manual_seed(self.seed())
                 return hybrid_vit(self.config, self.img_size, N_CLASSES, pretrained)
         kwargs: dict[str, Any] = {}
         if isinstance(self.config, VitConfig):
@@ -148,8 +173,12 @@ class TimmClassifier(BaseEstimator):
                                  f"must divide the crop size {self.img_size}")
             kwargs = {"img_size": self.img_size, "patch_size": self.config.patch_size}
         with torch.random.fork_rng(devices=[]):  # seeded init, global RNG left untouched
-            torch.manual_seed(self.train.seed)
+            torch.manual_seed(self.seed())
             return create_net(self.config.arch, N_CLASSES, pretrained, **kwargs)
+
+    def seed(self) -> int:
+        """This member's seed: ``train.seed`` plus the section's ``seed_offset``."""
+        return self.train.seed + self.config.seed_offset
 
     def runtime(self) -> Runtime:
         return Runtime.resolve(self.train.device, _or(self.config.precision, self.train.precision),
@@ -166,6 +195,8 @@ class TimmClassifier(BaseEstimator):
             on_epoch: callback receiving each epoch's metrics (e.g. a dvclive logger).
         """
         net, self.weights_ = self._build()
+        if isinstance(self.config, HybridConfig):
+            freeze_early_layers(net, self.config)
         self.norm_ = norm_of(net, self.weights_)
         soft = soft_targets if self.train.soft_labels else None
         targets = make_targets(np.asarray(y), soft, self.train.label_smoothing)
@@ -175,7 +206,7 @@ class TimmClassifier(BaseEstimator):
             epochs=_or(self.config.epochs, self.train.epochs), lr=_or(self.config.lr, self.train.lr),
             runtime=self.runtime(), norm=self.norm_,
             slow=pretrained_names(net, self.weights_), slow_lr_scale=self.config.backbone_lr,
-            generator=torch.Generator().manual_seed(self.train.seed), on_epoch=on_epoch, desc=self.name)
+            generator=torch.Generator().manual_seed(self.seed()), on_epoch=on_epoch, desc=self.name)
         net.load_state_dict(self.result_.state)
         self.net_ = net
         self.classes_ = np.arange(N_CLASSES)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 import torch.nn.functional as F
+from timm.utils import ModelEmaV3
 from tqdm import tqdm
 
 from springtail.common.classes import N_CLASSES, PROB_COLUMNS
@@ -41,7 +42,10 @@ class TrainConfig:
     label_smoothing: float
     soft_labels: bool  # train on consensus posteriors p0..p8
     class_balanced: bool  # weight the loss by inverse class frequency
-    patience: int  # epochs without a better val macro F1 before stopping; 0 = never
+    patience: int  # epochs without a better val macro F1 before stopping; 0 = never (select_epoch: best)
+    select_epoch: str  # best: the epoch of the best val macro F1 | last: the last epoch (val never chooses)
+    ema_decay: float  # 0 = off; else keep an exponential moving average of the weights (decay per
+    #                   optimiser step, warmed up from 0) and validate, keep and predict with it
     precision: str  # auto | fp32 | bf16: auto = the fastest for each network on this machine
     channels_last: bool | str  # auto | true | false (see springtail.models.precision)
     num_threads: int  # torch threads; 0 = one per CPU this process may use
@@ -52,6 +56,10 @@ class TrainConfig:
     def __post_init__(self) -> None:
         check_precision(self.precision, "train.precision")
         check_channels_last(self.channels_last, "train.channels_last")
+        if self.select_epoch not in ("best", "last"):
+            raise ValueError(f"train.select_epoch must be best or last, got '{self.select_epoch}'")
+        if not 0 <= self.ema_decay < 1:
+            raise ValueError(f"train.ema_decay must be in [0, 1), got {self.ema_decay}")
 
 
 @dataclass
@@ -152,6 +160,8 @@ class Loop:
     runtime: Runtime
     norm: tuple[tuple[float, ...], tuple[float, ...]]
     batch_size: int  # per process
+    ema: ModelEmaV3 | None = None  # the averaged weights (ema.module), updated after every step
+    steps: int = 0  # optimiser steps taken
 
 
 def train_epoch(loop: Loop, order: torch.Tensor, aug: torch.Generator, bar: tqdm) -> tuple[float, int]:
@@ -178,6 +188,9 @@ def train_epoch(loop: Loop, order: torch.Tensor, aug: torch.Generator, bar: tqdm
             loss.backward()
             loop.optimizer.step()
         loop.scheduler.step()
+        loop.steps += 1
+        if loop.ema is not None:
+            loop.ema.update(distributed.unwrap(loop.net), step=loop.steps)
         total += loss.item() * len(idx)
         seen += len(idx)
         bar.update(1)
@@ -208,11 +221,17 @@ def make_loop(net, images, targets, cfg: TrainConfig, epochs: int, lr: float, ru
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     scaler = torch.amp.GradScaler("cuda") if runtime.amp_dtype == torch.float16 else None
     weights = class_weights(targets) if cfg.class_balanced else None
-    return Loop(model, optimizer, scheduler, scaler, images, targets, weights, runtime, norm, per_rank)
+    ema = ModelEmaV3(net, decay=cfg.ema_decay, use_warmup=True) if cfg.ema_decay > 0 else None
+    return Loop(model, optimizer, scheduler, scaler, images, targets, weights, runtime, norm, per_rank, ema)
 
 
 def _snapshot(net: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
+
+
+def _kept(loop: Loop, net: torch.nn.Module) -> torch.nn.Module:
+    """The weights validated and kept: the moving average when there is one, else ``net``."""
+    return net if loop.ema is None else loop.ema.module
 
 
 def _epoch(loop: Loop, net: torch.nn.Module, order: torch.Tensor, aug: torch.Generator,
@@ -224,7 +243,7 @@ def _epoch(loop: Loop, net: torch.nn.Module, order: torch.Tensor, aug: torch.Gen
     metrics = {"train_loss": distributed.mean(loss_sum / max(seen, 1), loop.runtime.device),
                "lr": loop.scheduler.get_last_lr()[0]}
     if val is not None and len(val[1]):
-        metrics["val_loss"], f1 = validate(net, *val, loop)
+        metrics["val_loss"], f1 = validate(_kept(loop, net), *val, loop)
         metrics["val_macro_f1"] = distributed.from_main(f1, loop.runtime.device)  # one decision for all
     return metrics, seconds, seen
 
@@ -274,8 +293,8 @@ def fit_network(
         if on_epoch is not None and rank == 0:
             on_epoch(metrics)
         f1 = metrics.get("val_macro_f1")
-        if f1 is None or result.val_macro_f1 is None or f1 > result.val_macro_f1:
-            result.state, result.best_epoch, result.val_macro_f1, stale = _snapshot(net), epoch, f1, 0
+        if cfg.select_epoch == "last" or f1 is None or result.val_macro_f1 is None or f1 > result.val_macro_f1:
+            result.state, result.best_epoch, result.val_macro_f1, stale = _snapshot(_kept(loop, net)), epoch, f1, 0
         else:
             stale += 1
             if cfg.patience > 0 and stale >= cfg.patience:

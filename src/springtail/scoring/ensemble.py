@@ -3,12 +3,12 @@
 Combiners follow the scikit-learn contract on stacked probabilities ``P`` of
 shape (M models, N crops, 9 classes): ``fit(P, y)`` returns self,
 ``predict_proba(P)`` gives (N, 9). They are fitted on validation predictions
-only. The ensemble's own validation score is out-of-fold: the validation crops
-are split into inner folds grouped by source image, each fold is predicted by a
-combiner fitted on the others, so no crop is scored by weights it helped fit.
-Members are chosen by greedy forward selection on that out-of-fold score (a
-member that would lower it is left out), and each member's leave-one-out effect
-on it is reported.
+only. The ensemble's own validation score is nested out-of-fold: the validation
+crops are split into inner folds grouped by source image, and each fold is
+predicted by members chosen and weights fitted on the other folds only, so no
+crop is scored by a choice it helped make. Members are chosen by greedy forward
+selection on the out-of-fold score (a member that would lower it is left out),
+and each member's leave-one-out effect on it is reported.
 """
 
 from __future__ import annotations
@@ -188,6 +188,22 @@ def forward_select(config: EnsembleConfig, P: np.ndarray, y: np.ndarray, splits)
     return sorted(chosen)
 
 
+def nested_out_of_fold(config: EnsembleConfig, P: np.ndarray, y: np.ndarray, groups: np.ndarray,
+                       splits) -> np.ndarray:
+    """(N, 9) probabilities where each inner fold is predicted by the members that forward
+    selection chose on the other folds (with their own inner splits) and a combiner fitted
+    there: the selection never sees the crops it is scored on. Without ``config.select``,
+    plain :func:`out_of_fold` over every member."""
+    if not config.select:
+        return out_of_fold(config.combiner, P, y, splits)
+    oof = np.full((P.shape[1], N_CLASSES), np.nan)
+    for fit_rows, held_out in splits:
+        inner = inner_splits(y[fit_rows], groups[fit_rows], config.inner_folds, config.seed)
+        chosen = forward_select(config, P[:, fit_rows], y[fit_rows], inner)
+        oof[held_out] = config.combiner().fit(P[chosen][:, fit_rows], y[fit_rows]).predict_proba(P[chosen][:, held_out])
+    return oof
+
+
 def leave_one_out(config: EnsembleConfig, P: np.ndarray, y: np.ndarray, splits, models: list[str]) -> dict[str, float]:
     """For each member, the out-of-fold macro F1 of all members minus that of all but it
     (> 0: the member helps)."""
@@ -222,15 +238,17 @@ def build_ensemble(vals: dict[str, pd.DataFrame], tests: dict[str, pd.DataFrame]
     val_keys, P_val = _align(vals, "crop_id", "val")
     test_keys, P_test = _align(tests, "idx", "test")
     y = val_keys["label"].to_numpy(dtype=int)
-    splits = inner_splits(y, val_keys["image_id"].astype(str).to_numpy(), config.inner_folds, config.seed)
+    groups = val_keys["image_id"].astype(str).to_numpy()
+    splits = inner_splits(y, groups, config.inner_folds, config.seed)
     models = list(vals)
     chosen = forward_select(config, P_val, y, splits) if config.select else list(range(len(models)))
-    oof = out_of_fold(config.combiner, P_val[chosen], y, splits)
+    oof = nested_out_of_fold(config, P_val, y, groups, splits)
     final = final_combiner({models[i]: vals[models[i]] for i in chosen}, config)
     report = {"method": config.method, "models": models, "selected": [models[i] for i in chosen],
               "inner_folds": config.inner_folds, **final.describe([models[i] for i in chosen]),
               "model_val_macro_f1": {m: macro_f1(y, p.argmax(axis=1)) for m, p in zip(models, P_val)},
               "leave_one_out": leave_one_out(config, P_val, y, splits, models),
+              "selection_val_macro_f1": oof_score(config, P_val[chosen], y, splits),
               "oof_val_macro_f1": macro_f1(y, oof.argmax(axis=1))}
     val_keys = val_keys.assign(crop_id=val_keys["crop_id"].astype(int))
     return EnsembleResult(prediction_table(val_keys, oof),

@@ -8,8 +8,10 @@ from sklearn.metrics import confusion_matrix
 
 from springtail.common.classes import CODES, PROB_COLUMNS
 from springtail.common.f1 import LABELS, macro_f1, per_class_f1
+from springtail.scoring.bootstrap import f1_interval
 
 USAGES = ("Public", "Private")  # Kaggle's leaderboard split, column Usage of solution.csv
+LEVEL = 0.9  # coverage of the bootstrap interval beside every macro F1: key suffix _ci90
 
 
 def per_class_dict(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
@@ -33,15 +35,31 @@ def per_class_table(y_true: np.ndarray, y_pred: np.ndarray) -> pd.DataFrame:
     return pd.DataFrame({"class": list(CODES), "f1": per_class_f1(y_true, y_pred)})
 
 
-def score_summary(y_true: np.ndarray, y_pred: np.ndarray) -> dict:
-    """val_macro_f1, per_class_f1 and the crop count, for a metrics file."""
-    return {"val_macro_f1": macro_f1(y_true, y_pred), "per_class_f1": per_class_dict(y_true, y_pred),
-            "n_val": int(len(y_true))}
+def interval(y_true: np.ndarray, y_pred: np.ndarray, groups: np.ndarray) -> dict[str, float]:
+    """{"low", "high"}: the 90 % bootstrap interval of macro F1, resampling ``groups`` (N,)."""
+    low, high = f1_interval(y_true, y_pred, groups, level=LEVEL)
+    return {"low": low, "high": high}
+
+
+def score_summary(y_true: np.ndarray, y_pred: np.ndarray, groups: np.ndarray | None = None) -> dict:
+    """val_macro_f1 and its interval val_macro_f1_ci90 (resampling ``groups``, (N,) source
+    image per crop; None: each crop its own group), per_class_f1 and the crop count."""
+    groups = np.arange(len(y_true)) if groups is None else groups
+    return {"val_macro_f1": macro_f1(y_true, y_pred),
+            "val_macro_f1_ci90": interval(y_true, y_pred, groups),
+            "per_class_f1": per_class_dict(y_true, y_pred), "n_val": int(len(y_true))}
+
+
+def usage_rows(solution: pd.DataFrame, usage: str) -> pd.DataFrame:
+    """The rows of one leaderboard half (Usage ``usage``, case-insensitive) of solution.csv."""
+    return solution[solution["Usage"].str.lower() == usage.lower()]
 
 
 def leaderboard(solution: pd.DataFrame, predicted: pd.Series, class_column: str = "gt",
-                name: str = "solution.csv") -> dict[str, float]:
-    """Public and private macro F1 of ``predicted`` (class per idx) against Kaggle's solution.
+                name: str = "solution.csv") -> dict:
+    """Public and private macro F1 of ``predicted`` (class per idx) against Kaggle's solution,
+    each with its 90 % interval (``public_macro_f1_ci90``, ...): test crops are independent
+    photos, so each is its own group.
 
     Args:
         solution: columns idx, ``class_column`` and Usage (Public | Private | Ignored).
@@ -57,9 +75,11 @@ def leaderboard(solution: pd.DataFrame, predicted: pd.Series, class_column: str 
         raise ValueError(f"{name}: {len(missing)} idx without a prediction, e.g. {missing.iloc[0]!r}")
     scores = {}
     for usage in USAGES:
-        part = solution[solution["Usage"].str.lower() == usage.lower()]
-        pred = predicted.loc[part["idx"]].to_numpy()
-        scores[f"{usage.lower()}_macro_f1"] = macro_f1(part[class_column].to_numpy(int), pred)
+        part = usage_rows(solution, usage)
+        y, pred = part[class_column].to_numpy(int), predicted.loc[part["idx"]].to_numpy()
+        scores[f"{usage.lower()}_macro_f1"] = macro_f1(y, pred)
+        if len(part):
+            scores[f"{usage.lower()}_macro_f1_ci90"] = interval(y, pred, np.arange(len(y)))
     return scores
 
 
@@ -69,12 +89,15 @@ def evaluate_predictions(val: pd.DataFrame, test: pd.DataFrame | None = None,
     """Score a validation table (label, p0..p8) and, given Kaggle's solution, the test table.
 
     Returns:
-        metrics (val_macro_f1, per_class_f1, n_val [, public_macro_f1, private_macro_f1]),
-        the confusion rows (actual, predicted) and the per-class F1 table (class, f1).
+        metrics (val_macro_f1, val_macro_f1_ci90, per_class_f1, n_val [, public_macro_f1,
+        public_macro_f1_ci90, private_macro_f1, private_macro_f1_ci90]; the validation
+        interval resamples source images, column image_id, or crops without it), the confusion
+        rows (actual, predicted) and the per-class F1 table (class, f1).
     """
     y = val["label"].to_numpy(dtype=int)
     pred = val[list(PROB_COLUMNS)].to_numpy().argmax(axis=1)
-    metrics = score_summary(y, pred)
+    groups = val["image_id"].astype(str).to_numpy() if "image_id" in val.columns else None
+    metrics = score_summary(y, pred, groups)
     if solution is not None and test is not None:
         predicted = pd.Series(test[list(PROB_COLUMNS)].to_numpy().argmax(axis=1),
                               index=test["idx"].astype(str))
