@@ -1,6 +1,6 @@
 """How much do the scores move with the training seed? One DVC experiment per seed.
 
-    .venv/bin/python -m benchmarks.seeds --seeds 0 1 2 [--params-set KEY=VALUE ...]
+    .venv/bin/python -m benchmarks.seeds --seeds 0 1 2 [--params-set KEY=VALUE ...] [--name seed]
                                          [--out benchmarks/results/seeds.json] [--show-only]
     .venv/bin/python -m benchmarks.seeds --render [--update docs/seeds.md]
 
@@ -44,8 +44,8 @@ ENSEMBLE, TRAIN = "metrics/ensemble.json", "metrics/train/"
 TARGETS = ("submission", "evaluate")
 
 
-def name_of(seed: int) -> str:
-    return f"seed-{seed}"
+def name_of(seed: int, prefix: str = "seed") -> str:
+    return f"{prefix}-{seed}"
 
 
 def parse_sets(pairs: list[str]) -> dict[str, str]:
@@ -65,9 +65,9 @@ def parse_sets(pairs: list[str]) -> dict[str, str]:
     return sets
 
 
-def queue(seeds: list[int], sets: dict[str, str]) -> list[str]:
+def queue(seeds: list[int], sets: dict[str, str], prefix: str = "seed") -> list[str]:
     """Queue one experiment per seed (the stages of TARGETS), replacing same-named ones."""
-    names = [name_of(seed) for seed in seeds]
+    names = [name_of(seed, prefix) for seed in seeds]
     existing = set(dvc("exp", "ls", "--name-only", capture=True).split())
     if stale := [name for name in names if name in existing]:
         print(f"replacing the earlier experiments {', '.join(stale)}", file=sys.stderr)
@@ -195,14 +195,14 @@ def provenance() -> dict:
             "date": datetime.date.today().isoformat()}
 
 
-def study(seeds: list[int], sets: dict[str, str], shown: list, where: dict) -> dict:
+def study(seeds: list[int], sets: dict[str, str], shown: list, where: dict, prefix: str = "seed") -> dict:
     """The result document of a study from `dvc exp show --json` output ``shown``.
 
     ``where`` is :func:`provenance`'s: only the experiments of its commit are read.
     """
     from benchmarks.machine import machine_info  # torch: only when a study is written
 
-    runs = experiment_runs(shown, [name_of(seed) for seed in seeds], where["commit"])
+    runs = experiment_runs(shown, [name_of(seed, prefix) for seed in seeds], where["commit"])
     for seed, (name, run) in zip(seeds, runs.items()):
         check_params(name, run["params"], {"train.seed": str(seed), **sets})
     return {"seeds": list(seeds), "params_set": dict(sets), "experiments": list(runs),
@@ -241,18 +241,19 @@ def render_table(result: dict) -> str:
     return "\n".join(lines)
 
 
-def update_doc(doc: Path, table: str) -> bool:
-    """Rewrite what lies between ``doc``'s seeds markers with ``table``; True when it changed.
+def update_doc(doc: Path, table: str, begin: str = BEGIN, end_marker: str = END) -> bool:
+    """Rewrite what lies between ``doc``'s markers (the seeds ones by default) with ``table``;
+    True when it changed.
 
     Raises:
         ValueError: naming ``doc``, when it lacks a marker or has them out of order.
     """
     text = doc.read_text(encoding="utf-8")
-    start = text.find(BEGIN)
-    end = text.find(END, start + len(BEGIN)) if start >= 0 else -1
+    start = text.find(begin)
+    end = text.find(end_marker, start + len(begin)) if start >= 0 else -1
     if end < 0:
-        raise ValueError(f"{doc}: expected the marker {BEGIN} and, after it, {END}")
-    new = f"{text[:start + len(BEGIN)]}\n{table}\n{text[end:]}"
+        raise ValueError(f"{doc}: expected the marker {begin} and, after it, {end_marker}")
+    new = f"{text[:start + len(begin)]}\n{table}\n{text[end:]}"
     if new != text:
         with atomic_path(doc) as tmp:
             tmp.write_text(new, encoding="utf-8")
@@ -265,6 +266,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--params-set", nargs="+", default=[], metavar="KEY=VALUE",
                         help="more `dvc exp run -S` overrides, the same for every seed")
     parser.add_argument("--out", type=Path, default=RESULT, help="the study's JSON (read by --render)")
+    parser.add_argument("--name", default="seed", help="experiment names: <name>-<seed> (one study, one name)")
     parser.add_argument("--show-only", action="store_true", help="collect finished runs, queue nothing")
     parser.add_argument("--render", action="store_true", help="print the Markdown table of --out")
     parser.add_argument("--update", type=Path, help="with --render: rewrite this page's table")
@@ -288,9 +290,9 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(str(err))
     where = provenance()  # before queueing: the experiments run this workspace
     if not args.show_only:
-        queue(args.seeds, sets)
+        queue(args.seeds, sets, args.name)
         wait_for_queue()
-    result = study(args.seeds, sets, json.loads(dvc("exp", "show", "--json", capture=True)), where)
+    result = study(args.seeds, sets, json.loads(dvc("exp", "show", "--json", capture=True)), where, args.name)
     write_json(args.out, result)
     print(render_table(result))
     print(f"written to {args.out}", file=sys.stderr)

@@ -146,10 +146,15 @@ def documented_table(text: str) -> str:
     return text[start:end].strip("\n")
 
 
-def test_docs_table_is_rendered_from_the_committed_result():
-    if not seeds.RESULT.exists():
-        pytest.skip(f"{seeds.RESULT.relative_to(REPO)} not there yet (python -m benchmarks.seeds)")
-    page = REPO / "docs" / "seeds.md"
-    expected = seeds.render_table(json.loads(seeds.RESULT.read_text(encoding="utf-8")))
-    assert documented_table(page.read_text(encoding="utf-8")) == expected, (
-        "docs/seeds.md is stale: python -m benchmarks.seeds --render --update docs/seeds.md")
+# Each page with a seeds table, and the study it is rendered from.
+RENDERED = [("docs/seeds.md", "benchmarks/results/seeds.json"), ("README.md", "benchmarks/results/seeds.json"),
+            ("docs/decisions.md", "benchmarks/results/seeds-unanimous.json")]
+
+
+@pytest.mark.parametrize("page, result", RENDERED)
+def test_docs_table_is_rendered_from_the_committed_result(page, result):
+    if not (REPO / result).exists():
+        pytest.skip(f"{result} not there yet (python -m benchmarks.seeds)")
+    expected = seeds.render_table(json.loads((REPO / result).read_text(encoding="utf-8")))
+    assert documented_table((REPO / page).read_text(encoding="utf-8")) == expected, (
+        f"{page} is stale: python -m benchmarks.seeds --out {result} --render --update {page}")
