@@ -125,7 +125,8 @@ def experiment_runs(shown: list, names: list[str], commit: str | None = None) ->
                     states[name] = state or "no metrics"
                     continue
                 found[name] = {"params": {f: e.get("data") or {} for f, e in (data.get("params") or {}).items()},
-                               "metrics": {p: e.get("data") or {} for p, e in data["metrics"].items()}}
+                               "metrics": {p: e.get("data") or {} for p, e in data["metrics"].items()},
+                               "rev": rev.get("rev")}
     if missing := [name for name in names if name not in found]:
         detail = ", ".join(f"{name} ({states.get(name, 'not found')})" for name in missing)
         raise RuntimeError(f"unfinished experiment(s) {detail}: see `dvc queue logs {missing[0]}`")
@@ -195,6 +196,17 @@ def provenance() -> dict:
             "date": datetime.date.today().isoformat()}
 
 
+def with_selected(ensemble: dict | None, rev: str | None) -> dict | None:
+    """The ensemble's metrics with its ``selected`` member names, which `dvc exp show` leaves
+    out (a list of strings): read from the experiment's commit, where the file is in git."""
+    if ensemble is None or ensemble.get("selected") or not rev:
+        return ensemble
+    try:
+        return ensemble | {"selected": json.loads(git("show", f"{rev}:{ENSEMBLE}")).get("selected")}
+    except (subprocess.CalledProcessError, json.JSONDecodeError):
+        return ensemble
+
+
 def study(seeds: list[int], sets: dict[str, str], shown: list, where: dict, prefix: str = "seed") -> dict:
     """The result document of a study from `dvc exp show --json` output ``shown``.
 
@@ -205,6 +217,7 @@ def study(seeds: list[int], sets: dict[str, str], shown: list, where: dict, pref
     runs = experiment_runs(shown, [name_of(seed, prefix) for seed in seeds], where["commit"])
     for seed, (name, run) in zip(seeds, runs.items()):
         check_params(name, run["params"], {"train.seed": str(seed), **sets})
+        run["metrics"][ENSEMBLE] = with_selected(run["metrics"].get(ENSEMBLE), run.get("rev"))
     return {"seeds": list(seeds), "params_set": dict(sets), "experiments": list(runs),
             "std": "sample (ddof=1)", **aggregate([run["metrics"] for run in runs.values()]),
             "machine": machine_info(), **where}
@@ -268,6 +281,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=RESULT, help="the study's JSON (read by --render)")
     parser.add_argument("--name", default="seed", help="experiment names: <name>-<seed> (one study, one name)")
     parser.add_argument("--show-only", action="store_true", help="collect finished runs, queue nothing")
+    parser.add_argument("--commit", help="with --show-only: the commit the experiments ran on (default HEAD)")
     parser.add_argument("--render", action="store_true", help="print the Markdown table of --out")
     parser.add_argument("--update", type=Path, help="with --render: rewrite this page's table")
     args = parser.parse_args(argv)
@@ -292,7 +306,11 @@ def main(argv: list[str] | None = None) -> None:
     if not args.show_only:
         queue(args.seeds, sets, args.name)
         wait_for_queue()
-    result = study(args.seeds, sets, json.loads(dvc("exp", "show", "--json", capture=True)), where, args.name)
+    if args.commit:  # experiments queued on an earlier commit (e.g. before committing their results)
+        where["commit"] = git("rev-parse", args.commit).strip()
+    # --rev: the experiments of the commit they ran on, even after HEAD moved on
+    shown = json.loads(dvc("exp", "show", "--json", "--rev", where["commit"], capture=True))
+    result = study(args.seeds, sets, shown, where, args.name)
     write_json(args.out, result)
     print(render_table(result))
     print(f"written to {args.out}", file=sys.stderr)

@@ -170,3 +170,28 @@ def test_combiners_give_the_same_bits_whatever_the_memory_layout(method):
     fortran = np.stack([np.asfortranarray(p) for p in P])
     assert not fortran.flags["C_CONTIGUOUS"]
     assert np.array_equal(combiner.predict_proba(fortran), combiner.predict_proba(np.ascontiguousarray(P)))
+
+
+def test_nested_score_never_lets_the_selection_see_the_crops_it_scores(monkeypatch):
+    """Each inner fold is predicted by members chosen on the other folds only."""
+    from springtail.scoring import ensemble as ens
+
+    vals, tests = tables(["noise", "good", "fair"], n=90)
+    rng = np.random.default_rng(1)  # random rows: the first member's row identifies its crop
+    vals["noise"] = vals["noise"].assign(**dict(zip(PROBS, rng.dirichlet(np.ones(9), 90).T)))
+    config = params_config(EnsembleConfig, "ensemble", method="mean", inner_folds=3)
+    keys, P = ens._align(vals, "crop_id", "val")
+    y, groups = keys["label"].to_numpy(dtype=int), keys["image_id"].astype(str).to_numpy()
+    splits = ens.inner_splits(y, groups, 3, 0)
+    seen = []
+    real = ens.forward_select
+
+    def recording(config, P_fit, y_fit, inner):
+        seen.append({tuple(row) for row in P_fit[0]})  # the first member's rows identify the crops
+        return real(config, P_fit, y_fit, inner)
+
+    monkeypatch.setattr(ens, "forward_select", recording)
+    oof = ens.nested_out_of_fold(config, P, y, groups, splits)
+    assert len(seen) == len(splits) and not np.isnan(oof).any()
+    for rows, (_, held_out) in zip(seen, splits):
+        assert rows.isdisjoint({tuple(row) for row in P[0, held_out]})
