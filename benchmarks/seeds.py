@@ -284,6 +284,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--commit", help="with --show-only: the commit the experiments ran on (default HEAD)")
     parser.add_argument("--render", action="store_true", help="print the Markdown table of --out")
     parser.add_argument("--update", type=Path, help="with --render: rewrite this page's table")
+    parser.add_argument("--marker", default="seeds", help="with --update: the table between <!-- MARKER:begin/end -->")
     args = parser.parse_args(argv)
     if args.update and not args.render:
         parser.error("--update goes with --render")
@@ -293,7 +294,7 @@ def main(argv: list[str] | None = None) -> None:
         table = render_table(read_json(args.out))
         print(table)
         if args.update:
-            changed = update_doc(args.update, table)
+            changed = update_doc(args.update, table, f"<!-- {args.marker}:begin -->", f"<!-- {args.marker}:end -->")
             print(f"{args.update}: {'updated' if changed else 'already up to date'}", file=sys.stderr)
         return
     if len(set(args.seeds)) != len(args.seeds):
