@@ -11,7 +11,7 @@ pass, over the box crops trained on), expected calibration error of the targets'
 confidence, boxes kept, and the ensemble's validation (out-of-fold), public and private
 macro F1. The last line is JSON.
 
-Only the stages up to `submission` run (not the report). The experiments stay in the
+Only the stages up to `submission` and the per-model `evaluate` run (not the report). The experiments stay in the
 repository (`dvc exp show`, `dvc exp apply <name>`); the workspace is left untouched.
 """
 
@@ -66,7 +66,9 @@ def queue(policies: list[str], models: list[str], seeds: list[int]) -> list[str]
             name = name_of(policy, seed)
             sets = {**POLICIES[policy], "train.seed": str(seed), "models": f"[{','.join(models)}]"}
             args = [arg for key, value in sets.items() for arg in ("-S", f"{key}={value}")]
-            dvc("exp", "run", "--queue", "--name", name, *args, "submission")
+            # evaluate too: nothing downstream needs the per-model scores, so `submission`
+            # alone would leave every experiment with the baseline's metrics/train/*.json
+            dvc("exp", "run", "--queue", "--name", name, *args, "submission", "evaluate")
             names.append(name)
     return names
 
