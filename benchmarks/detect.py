@@ -8,12 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
-from springtail.common.config import load_params, load_section
+from springtail.bundle.load import load_bundle
+from springtail.common.config import load_params
 from springtail.common.decode import image_size
-from springtail.detect.candidates import DetectConfig
 from springtail.detect.photos import detect_photo
-from springtail.detect.scorer import BoxScorer
-from springtail.identify.trained import TrainedPipeline
 
 
 def bench_detect(repo: Path, params_path: Path, photos: int) -> dict:
@@ -23,8 +21,8 @@ def bench_detect(repo: Path, params_path: Path, photos: int) -> dict:
     Raises:
         FileNotFoundError: the pipeline has not run (names the missing output).
     """
-    pipeline = TrainedPipeline.load(repo, params_path)
-    scorer = BoxScorer.load(repo / "models/detector", load_section(DetectConfig, "detect", params_path))
+    model = load_bundle(repo / "models/springtail-model")
+    pipeline, scorer = model.pipeline, model.scorer()
     raw = repo / load_params(params_path)["data"]["raw_dir"] / "train"
     paths = sorted(raw.glob("*.jpg"))[:photos + 1]
     if len(paths) < 2:

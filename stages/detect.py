@@ -19,10 +19,12 @@ from springtail.common.config import load_section  # noqa: E402
 from springtail.common.io import write_csv, write_json  # noqa: E402
 from springtail.common.policy import POLICY_KEYS, ErrorPolicy, SkipLog  # noqa: E402
 from springtail.common.runtime import setup_torch  # noqa: E402
+from springtail.crops.cutting import CropsConfig  # noqa: E402
 from springtail.detect.build import detect_validation  # noqa: E402
 from springtail.detect.candidates import DetectConfig  # noqa: E402
 from springtail.detect.scorer import BoxScorer  # noqa: E402
 from springtail.identify.trained import TrainedPipeline  # noqa: E402
+from springtail.models.inference import PredictConfig  # noqa: E402
 from springtail.models.training import ValidationFold  # noqa: E402
 
 
@@ -32,8 +34,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--labels", type=Path, required=True, help="input: labels.csv (the annotated boxes)")
     parser.add_argument("--crops", type=Path, required=True, help="input: crops directory (the folds)")
     parser.add_argument("--models-dir", type=Path, required=True, help="input: one checkpoint per model")
-    parser.add_argument("--predictions", type=Path, required=True, help="input: one directory per model")
-    parser.add_argument("--ensemble", type=Path, required=True, help="input: ensemble directory")
+    parser.add_argument("--ensemble", type=Path, required=True, help="input: ensemble directory (its combiner.json)")
     parser.add_argument("--detector", type=Path, required=True, help="input: the detector stage's scorer")
     parser.add_argument("--out", type=Path, required=True, help="output: detections directory")
     parser.add_argument("--metrics", type=Path, required=True, help="output: detect.json")
@@ -49,7 +50,9 @@ def main(argv: list[str] | None = None) -> None:
     fold = load_section(ValidationFold, "train", args.params, keys=("val_fold",))
     log = SkipLog(load_section(ErrorPolicy, "data", args.params, POLICY_KEYS))
     setup_torch()
-    pipeline = TrainedPipeline.from_outputs(args.models_dir, args.predictions, args.ensemble, args.params)
+    pipeline = TrainedPipeline.from_parts(args.models_dir, args.ensemble / "combiner.json",
+                                          load_section(CropsConfig, "crops", args.params),
+                                          load_section(PredictConfig, "predict", args.params))
     scorer = BoxScorer.load(args.detector, config)
     result = detect_validation(args.raw_dir / "train", args.labels, args.crops, fold.val_fold, pipeline, scorer, log)
     for path, table in ((args.out / "boxes.csv", result.candidates), (args.out / "counts.csv", result.counts),

@@ -3,7 +3,8 @@
 Reads <predictions>/<model>/{val,test}.csv for each model of the `models`
 param. Writes <out>/val.csv (out-of-fold ensemble probabilities over the
 validation crops), <out>/test.csv (weights fitted on all of them) and
-<out>/weights.json (the method and its weights or coefficients).
+<out>/weights.json (the method and its weights or coefficients) and <out>/combiner.json
+(that fitted combiner as data: what the detect stage and the model bundle apply).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ def main(argv: list[str] | None = None) -> None:
     write_csv(args.out / "val.csv", result.val)
     write_csv(args.out / "test.csv", result.test)
     write_json(args.out / "weights.json", result.report)
+    result.combiner.save(args.out / "combiner.json", result.report["selected"])
 
 
 if __name__ == "__main__":

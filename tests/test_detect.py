@@ -184,7 +184,7 @@ def test_detection_metrics_recall_precision_and_counts():
 
 @pytest.mark.slow
 def test_springtail_count_on_photos_of_the_trained_pipeline(tiny_repo, tmp_path, capsys):
-    from springtail.detect.cli import main
+    from springtail.cli.count import main
 
     folder = tmp_path / "week"
     folder.mkdir()
@@ -209,14 +209,12 @@ def test_springtail_count_on_photos_of_the_trained_pipeline(tiny_repo, tmp_path,
 def test_photos_named_in_batches_equal_photos_named_one_by_one(tiny_repo, tmp_path):
     """detect_photos (proposals in worker processes, the ensemble on chunks of photos) gives
     each photo, in order, what detect_photo gives it alone; a broken photo keeps its place."""
-    from springtail.common.config import load_section
+    from springtail.bundle.load import load_bundle
     from springtail.common.policy import DataError
     from springtail.detect.photos import detect_photo, detect_photos
-    from springtail.identify.trained import TrainedPipeline
 
-    params = tiny_repo / "params.yaml"
-    pipeline = TrainedPipeline.load(tiny_repo, params)
-    scorer = BoxScorer.load(tiny_repo / "models/detector", load_section(DetectConfig, "detect", params))
+    model = load_bundle(tiny_repo / "models/springtail-model")
+    pipeline, scorer = model.pipeline, model.scorer()
     paths = sorted((tiny_repo / "data/synthetic/train").glob("*.jpg"))[:5]
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"\xff\xd8\xff\xe0 not really")

@@ -6,15 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from springtail.scoring.ensemble import (
-    EnsembleConfig,
-    MeanEnsemble,
-    PerClassF1Ensemble,
-    StackingEnsemble,
-    build_ensemble,
-    inner_splits,
-    out_of_fold,
-)
+from springtail.scoring.combiners import MeanEnsemble, PerClassF1Ensemble, StackingEnsemble
+from springtail.scoring.ensemble import EnsembleConfig, build_ensemble, inner_splits, out_of_fold
 
 from conftest import params_config
 

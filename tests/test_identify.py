@@ -11,7 +11,7 @@ from PIL import Image
 
 from springtail.common.classes import CODES, PROB_COLUMNS
 from springtail.common.store import read_predictions
-from springtail.identify.cli import main
+from springtail.cli.identify import main
 
 pytestmark = pytest.mark.slow  # needs the tiny pipeline's full run
 
@@ -68,5 +68,5 @@ def test_usage_errors_name_the_folder_or_the_missing_output(tiny_repo, tmp_path,
     assert "nowhere: no such folder" in capsys.readouterr().err
     images = tiny_repo / "data/synthetic/test"
     assert main(["--images", str(images), "--out", str(tmp_path / "x.csv"), "--pipeline", str(tmp_path)]) == 2
-    assert "weights.json: missing (run `dvc repro` or `dvc pull`" in capsys.readouterr().err
+    assert f"{tmp_path / 'models/springtail-model'}: no such model bundle folder" in capsys.readouterr().err
     assert not (tmp_path / "x.csv").exists()

@@ -78,7 +78,7 @@ def test_run_cache_spares_retraining(pushed_origin, tmp_path):
     for stage in ("train@cnn_xgb", "predict@cnn_xgb"):
         assert f"Stage '{stage}' is cached - skipping run" in second, second
     assert "Running stage 'train@" not in second and "Running stage 'predict@" not in second
-    for rel in ("models/cnn_xgb", "data/processed/ensemble/test.csv", "data/submission.csv",
+    for rel in ("models/members/cnn_xgb", "data/processed/ensemble/test.csv", "data/submission.csv",
                 "metrics/train/cnn_xgb.json", "metrics/timing/cnn_xgb.json"):
         assert _digest(b / rel) == _digest(a / rel), rel
     _assert_up_to_date(b)

@@ -24,7 +24,7 @@ import xgboost as xgb
 from sklearn.model_selection import GroupKFold
 from torchvision.ops import box_iou, nms
 
-from springtail.common.config import to_dict
+from springtail.common.config import from_section, to_dict
 from springtail.common.io import atomic_directory, read_json, write_json
 from springtail.common.policy import DataError, SkipLog
 from springtail.common.runtime import cpu_count, ordered_map
@@ -126,6 +126,23 @@ class BoxScorer:
         booster = xgb.XGBRegressor()
         booster.load_model(Path(directory) / "scorer.json")
         return cls(booster, float(settings["min_area"]), config, float(settings["min_score"]))
+
+
+def load_fitted_scorer(directory: str | Path) -> BoxScorer:
+    """The scorer of ``directory`` with the detect settings it was fitted with (as a model
+    bundle holds it: no params file needed).
+
+    Raises:
+        FileNotFoundError / ValueError: naming ``settings.json`` when it is missing or bad.
+    """
+    path = Path(directory) / "settings.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: missing (run `dvc repro detector` or `dvc pull`)")
+    try:
+        section = read_json(path)["config"]
+    except (KeyError, TypeError, ValueError) as err:
+        raise ValueError(f"{path}: not the detector's settings ({err!r})") from None
+    return BoxScorer.load(directory, from_section(DetectConfig, section, "detect", path))
 
 
 def proposals_or_error(path: str | Path, config: DetectConfig,

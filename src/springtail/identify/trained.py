@@ -1,10 +1,11 @@
-"""A trained pipeline, loaded from its outputs, that identifies new crops exactly as the
-pipeline identified the competition's test crops.
+"""A trained pipeline that identifies new crops exactly as the pipeline identified the
+competition's test crops: the selected members, the ensemble's fitted combiner, and the
+crop and predict settings. Nothing is fitted at load time.
 
-What it reads (all written by ``dvc repro``, or fetched by ``dvc pull``):
-``params.yaml`` (crops, predict, ensemble sections), ``models/<model>/`` (checkpoints),
-``data/processed/predictions/<model>/val.csv`` (to refit the ensemble's combiner, which is
-deterministic) and ``data/processed/ensemble/weights.json`` (the members it selected).
+:meth:`TrainedPipeline.from_parts` loads it from checkpoints and a saved combiner: the
+train and ensemble stages' outputs (what the ``detect`` stage reads), or a model bundle's
+copies of them (``springtail.bundle.load``, what ``springtail-identify`` and
+``springtail-count`` read).
 """
 
 from __future__ import annotations
@@ -16,58 +17,39 @@ from typing import Any
 import numpy as np
 
 from springtail.common.classes import N_CLASSES
-from springtail.common.config import load_section
-from springtail.common.io import read_json
-from springtail.common.store import read_predictions
 from springtail.crops.cutting import CropsConfig
+from springtail.models.checkpoint import CONFIG
 from springtail.models.inference import PredictConfig
 from springtail.models.registry import load_model
-from springtail.scoring.ensemble import EnsembleConfig, final_combiner
+from springtail.scoring.combiners import Combiner, load_combiner
 
 
 @dataclass
 class TrainedPipeline:
     """The ensemble's members, its fitted combiner, and the crop and predict settings."""
 
-    members: dict[str, Any]  # model name -> fitted classifier (registry contract)
-    combiner: Any  # fitted on the members' validation predictions, as the ensemble stage did
+    members: dict[str, Any]  # model name -> fitted classifier (registry contract), in the combiner's order
+    combiner: Combiner  # fitted by the ensemble stage on the members' validation predictions
     crops: CropsConfig
     predict: PredictConfig
 
     @classmethod
-    def load(cls, root: str | Path = ".", params: str | Path | None = None) -> TrainedPipeline:
-        """Load the pipeline whose outputs are under ``root`` in the layout of its dvc.yaml
-        (its own params file by default); see :meth:`from_outputs`."""
-        root = Path(root)
-        return cls.from_outputs(root / "models", root / "data/processed/predictions",
-                                root / "data/processed/ensemble", root / "params.yaml" if params is None else params)
-
-    @classmethod
-    def from_outputs(cls, models_dir: Path, predictions: Path, ensemble: Path, params: str | Path) -> TrainedPipeline:
-        """Load from the train, predict and ensemble stages' output folders.
+    def from_parts(cls, models_dir: str | Path, combiner_path: str | Path, crops: CropsConfig,
+                   predict: PredictConfig) -> TrainedPipeline:
+        """The members named in the ensemble stage's ``combiner.json``, loaded from their
+        checkpoints under ``models_dir``.
 
         Raises:
             FileNotFoundError: naming the missing output (run ``dvc repro`` or ``dvc pull``).
             ValueError: a checkpoint trained on another crop size than ``crops.crop_px``.
         """
-        weights_path = Path(ensemble) / "weights.json"
-        if not weights_path.exists():
-            raise FileNotFoundError(f"{weights_path}: missing (run `dvc repro` or `dvc pull`)")
-        try:
-            selected = read_json(weights_path)["selected"]
-        except (KeyError, TypeError, ValueError) as err:
-            raise ValueError(f"{weights_path}: not the ensemble stage's weights.json ({err!r})") from None
-        members, vals = {}, {}
-        for name in selected:
-            members[name] = load_model(Path(models_dir) / name)
-            vals[name] = read_predictions(Path(predictions) / name / "val.csv")
-        crops = load_section(CropsConfig, "crops", params)
+        combiner, names = load_combiner(combiner_path)
+        members = {name: load_model(Path(models_dir) / name) for name in names}
         for name, model in members.items():
             if model.img_size != crops.crop_px:
-                raise ValueError(f"{Path(models_dir) / name}: trained on {model.img_size} px crops, but "
-                                 f"{params} says crops.crop_px = {crops.crop_px}")
-        combiner = final_combiner(vals, load_section(EnsembleConfig, "ensemble", params))
-        return cls(members, combiner, crops, load_section(PredictConfig, "predict", params))
+                raise ValueError(f"{Path(models_dir) / name / CONFIG}: trained on {model.img_size} px crops, "
+                                 f"but the crops settings say crop_px = {crops.crop_px}")
+        return cls(members, combiner, crops, predict)
 
     def predict_proba(self, crops: np.ndarray) -> np.ndarray:
         """(N, 9) ensemble probabilities of (N, S, S, 3) uint8 crops made by

@@ -1,9 +1,9 @@
 """Combining the models' class probabilities: per-class-F1 weights, mean, or stacking.
 
-Combiners follow the scikit-learn contract on stacked probabilities ``P`` of
-shape (M models, N crops, 9 classes): ``fit(P, y)`` returns self,
-``predict_proba(P)`` gives (N, 9). They are fitted on validation predictions
-only. The ensemble's own validation score is nested out-of-fold: the validation
+The combiners (``springtail.scoring.combiners``) follow the estimator contract on
+stacked probabilities ``P`` of shape (M models, N crops, 9 classes) and are fitted on
+validation predictions only; the one fitted on all of them is saved as data, so that
+whatever applies it later (the detect stage, the model bundle) refits nothing. The ensemble's own validation score is nested out-of-fold: the validation
 crops are split into inner folds grouped by source image, and each fold is
 predicted by members chosen and weights fitted on the other folds only, so no
 crop is scored by a choice it helped make. Members are chosen by greedy forward
@@ -18,86 +18,14 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedGroupKFold
 
-from springtail.common.classes import CODES, N_CLASSES, PROB_COLUMNS
-from springtail.common.f1 import macro_f1, per_class_f1
+from springtail.common.classes import N_CLASSES, PROB_COLUMNS
+from springtail.common.f1 import macro_f1
 from springtail.common.store import prediction_table
+from springtail.scoring.combiners import METHODS, Combiner, StackingEnsemble
 
 
-def _normalise(probs: np.ndarray) -> np.ndarray:
-    """Rows summing to 1; an all-zero row becomes uniform."""
-    total = probs.sum(axis=1, keepdims=True)
-    return np.where(total > 0, probs / np.where(total > 0, total, 1), 1 / N_CLASSES)
-
-
-class MeanEnsemble:
-    """The plain average of the models' probabilities (nothing to fit)."""
-
-    def fit(self, P: np.ndarray, y: np.ndarray) -> MeanEnsemble:
-        self.weights_ = np.full((P.shape[0], N_CLASSES), 1 / P.shape[0])  # (M, 9)
-        return self
-
-    def predict_proba(self, P: np.ndarray) -> np.ndarray:
-        return _normalise(np.einsum("mc,mnc->nc", self.weights_, np.ascontiguousarray(P)))
-
-    def describe(self, models: list[str]) -> dict[str, Any]:
-        return {"weights": {m: dict(zip(CODES, map(float, w))) for m, w in zip(models, self.weights_)}}
-
-
-class PerClassF1Ensemble(MeanEnsemble):
-    """Model m's probability for class c weighted by its validation F1 on class c.
-
-    W[m, c] = F1[m, c] / sum over models of F1[., c] (uniform when every model
-    scores 0 on c); the weighted sum is then renormalised per row.
-    """
-
-    def fit(self, P: np.ndarray, y: np.ndarray) -> PerClassF1Ensemble:
-        f1 = np.stack([per_class_f1(y, p.argmax(axis=1)) for p in P])  # (M, 9)
-        total = f1.sum(axis=0, keepdims=True)
-        self.f1_ = f1
-        self.weights_ = np.where(total > 0, f1 / np.where(total > 0, total, 1), 1 / P.shape[0])
-        return self
-
-
-class StackingEnsemble:
-    """Multinomial logistic regression on the concatenated probabilities (M * 9 features)."""
-
-    def __init__(self, C: float = 1.0, random_state: int = 0):
-        self.C = C
-        self.random_state = random_state
-
-    @staticmethod
-    def _features(P: np.ndarray) -> np.ndarray:
-        return np.ascontiguousarray(P.transpose(1, 0, 2).reshape(P.shape[1], -1))  # (N, M * 9), model-major
-
-    def fit(self, P: np.ndarray, y: np.ndarray) -> StackingEnsemble:
-        self.classes_ = np.unique(y)
-        if len(self.classes_) < 2:  # one class seen: predict it
-            self.model_ = None
-            return self
-        self.model_ = LogisticRegression(C=self.C, max_iter=2000, random_state=self.random_state)
-        self.model_.fit(self._features(P), y)
-        return self
-
-    def predict_proba(self, P: np.ndarray) -> np.ndarray:
-        out = np.zeros((P.shape[1], N_CLASSES))
-        if self.model_ is None:
-            out[:, self.classes_[0]] = 1.0
-        else:  # classes absent from the fitting crops get probability 0
-            out[:, self.model_.classes_] = self.model_.predict_proba(self._features(P))
-        return out
-
-    def describe(self, models: list[str]) -> dict[str, Any]:
-        features = [f"{m}:{c}" for m in models for c in PROB_COLUMNS]
-        if self.model_ is None:
-            return {"constant_class": int(self.classes_[0]), "features": features}
-        return {"classes": self.model_.classes_.tolist(), "features": features,
-                "coef": self.model_.coef_.tolist(), "intercept": self.model_.intercept_.tolist()}
-
-
-METHODS = {"per_class_f1": PerClassF1Ensemble, "mean": MeanEnsemble, "stacking": StackingEnsemble}
 
 
 @dataclass(frozen=True)
@@ -213,7 +141,7 @@ def leave_one_out(config: EnsembleConfig, P: np.ndarray, y: np.ndarray, splits, 
     return {m: full - oof_score(config, np.delete(P, i, axis=0), y, splits) for i, m in enumerate(models)}
 
 
-def final_combiner(vals: dict[str, pd.DataFrame], config: EnsembleConfig):
+def final_combiner(vals: dict[str, pd.DataFrame], config: EnsembleConfig) -> Combiner:
     """The combiner the ensemble stage applies to the test crops: fitted on all validation
     predictions of the members in ``vals`` (model -> val.csv table), in their order."""
     val_keys, P_val = _align(vals, "crop_id", "val")
@@ -225,6 +153,7 @@ class EnsembleResult:
     val: pd.DataFrame  # crop_id, image_id, label, p0..p8: out-of-fold ensemble probabilities
     test: pd.DataFrame  # idx, p0..p8: combiner fitted on all validation crops
     report: dict[str, Any]  # weights.json
+    combiner: Combiner  # that fitted combiner, over the members of report["selected"]
 
 
 def build_ensemble(vals: dict[str, pd.DataFrame], tests: dict[str, pd.DataFrame],
@@ -252,4 +181,4 @@ def build_ensemble(vals: dict[str, pd.DataFrame], tests: dict[str, pd.DataFrame]
               "oof_val_macro_f1": macro_f1(y, oof.argmax(axis=1))}
     val_keys = val_keys.assign(crop_id=val_keys["crop_id"].astype(int))
     return EnsembleResult(prediction_table(val_keys, oof),
-                          prediction_table(test_keys, final.predict_proba(P_test[chosen])), report)
+                          prediction_table(test_keys, final.predict_proba(P_test[chosen])), report, final)

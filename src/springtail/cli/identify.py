@@ -1,18 +1,19 @@
 """springtail-identify: a folder of crop images in, one row per image out.
 
-    springtail-identify --images my_crops/ --out species.csv [--pipeline .] [--unsure-below 0.6]
+    springtail-identify --images my_crops/ --out species.csv [--model DIR] [--unsure-below 0.6]
 
 Each image (JPEG or PNG, any size, one springtail or background) is padded to a square
 and resized exactly as the pipeline's test crops, every selected model of the trained
 ensemble predicts it, and the ensemble's combiner weighs them. The CSV has: file,
 predicted (class code), probability (of that class), unsure (probability below
 ``--unsure-below``), p_<CODE> for each class, and error (why a file could not be read;
-its other columns are then empty). No DVC command runs: the pipeline's outputs are read
-as they are (``dvc pull`` fetches them from the team's remote).
+its other columns are then empty). The model is a bundle folder (the ``bundle`` stage's
+output, ``models/springtail-model`` of a trained checkout by default, or one fetched with
+``dvc artifacts get <repo> springtail-model``): nothing else is read, no DVC command runs.
 
 Exit status: 0 when every image was identified, 1 when some could not be read (they
 are reported and the others are still identified), 2 on a usage error (no such folder,
-a folder without images, no trained pipeline).
+a folder without images, a missing, altered or incompatible bundle).
 """
 
 from __future__ import annotations
@@ -27,18 +28,26 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads OpenMP
 SUFFIXES = (".jpg", ".jpeg", ".png")
 
 
-def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
-    """--pipeline and --params: where the trained pipeline's outputs are (both commands)."""
+BUNDLE = Path("models/springtail-model")  # the bundle stage's output, in a checkout
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """--model and --pipeline: which model bundle to use (both commands)."""
+    parser.add_argument("--model", type=Path, default=None,
+                        help=f"the model bundle folder (default: <pipeline>/{BUNDLE})")
     parser.add_argument("--pipeline", type=Path, default=Path("."),
-                        help="the trained pipeline's repository (default: here)")
-    parser.add_argument("--params", type=Path, default=None, help="its params file (default: <pipeline>/params.yaml)")
+                        help="a trained checkout, whose bundle is used when --model is not given (default: here)")
+
+
+def bundle_path(args: argparse.Namespace) -> Path:
+    return args.model if args.model is not None else args.pipeline / BUNDLE
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="springtail-identify", description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=Path, required=True, help="folder of crop images (JPEG/PNG)")
     parser.add_argument("--out", type=Path, required=True, help="output CSV")
-    add_pipeline_arguments(parser)
+    add_model_arguments(parser)
     parser.add_argument("--unsure-below", type=float, default=0.6,
                         help="flag an image whose predicted class has a lower probability (default 0.6)")
     return parser.parse_args(argv)
@@ -63,12 +72,12 @@ def main(argv: list[str] | None = None) -> int:
     from springtail.common.io import write_csv
     from springtail.common.runtime import setup_torch
     from springtail.identify.table import identify_files
-    from springtail.identify.trained import TrainedPipeline
+    from springtail.bundle.load import load_bundle
 
     try:
         files = image_files(args.images)
         setup_torch()
-        pipeline = TrainedPipeline.load(args.pipeline, args.params)
+        pipeline = load_bundle(bundle_path(args)).pipeline
     except (FileNotFoundError, ValueError) as err:
         print(f"springtail-identify: {err}", file=sys.stderr)
         return 2

@@ -8,15 +8,12 @@ from pathlib import Path
 import pandas as pd
 from PIL import ImageDraw
 
-from springtail.common.config import load_section
+from springtail.bundle.load import load_bundle
 from springtail.common.decode import load_rgb
 from springtail.common.io import atomic_path, write_csv
 from springtail.common.policy import DataError
 from springtail.common.runtime import cpu_count
-from springtail.detect.candidates import DetectConfig
 from springtail.detect.photos import counts_table, detect_photos
-from springtail.detect.scorer import BoxScorer
-from springtail.identify.trained import TrainedPipeline
 
 PREVIEW = 4  # annotated pictures are written at 1/4 of the photo's size
 
@@ -39,14 +36,13 @@ def annotate(path: Path, boxes: pd.DataFrame, out: Path) -> None:
         image.save(tmp, "JPEG", quality=85)
 
 
-def count_folder(files: list[Path], root: Path, params: Path | None, out: Path) -> Counted:
-    """Detect, name and count the springtails of every photo in ``files`` with the pipeline
-    under ``root``; write boxes.csv, counts.csv and annotated/ in ``out``."""
-    params = Path(root) / "params.yaml" if params is None else params
-    pipeline = TrainedPipeline.load(root, params)
-    scorer = BoxScorer.load(Path(root) / "models/detector", load_section(DetectConfig, "detect", params))
+def count_folder(files: list[Path], bundle: Path, out: Path) -> Counted:
+    """Detect, name and count the springtails of every photo in ``files`` with the model
+    bundle at ``bundle``; write boxes.csv, counts.csv and annotated/ in ``out``."""
+    model = load_bundle(bundle)
+    scorer = model.scorer()
     found, errors, names = [], {}, []
-    for path, result in detect_photos(files, pipeline, scorer, scorer.config.workers or cpu_count()):
+    for path, result in detect_photos(files, model.pipeline, scorer, scorer.config.workers or cpu_count()):
         try:
             if isinstance(result, DataError):
                 raise result

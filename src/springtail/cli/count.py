@@ -1,6 +1,6 @@
 """springtail-count: whole microscope photos in; springtails found, named and counted.
 
-    springtail-count --photos this_week/ --out counts/ [--pipeline .]
+    springtail-count --photos this_week/ --out counts/ [--model DIR]
 
 For every photo (JPEG or PNG) in the folder: candidate boxes (dark objects on the
 bright field), each named by the trained ensemble, background (FOND) rejected. Writes
@@ -20,27 +20,27 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads OpenMP (see stages/train.py)
 
-from springtail.identify.cli import add_pipeline_arguments  # noqa: E402  (argparse only: no torch)
+from springtail.cli.identify import add_model_arguments, bundle_path  # noqa: E402  (argparse only: no torch)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="springtail-count", description=__doc__.splitlines()[0])
     parser.add_argument("--photos", type=Path, required=True, help="folder of whole photos (JPEG/PNG)")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
-    add_pipeline_arguments(parser)
+    add_model_arguments(parser)
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from springtail.common.runtime import setup_torch
-    from springtail.detect.folder import count_folder
-    from springtail.identify.cli import image_files
+    from springtail.cli.folder import count_folder
+    from springtail.cli.identify import image_files
 
     try:
         files = image_files(args.photos)
         setup_torch()
-        done = count_folder(files, args.pipeline, args.params, args.out)
+        done = count_folder(files, bundle_path(args), args.out)
     except (FileNotFoundError, ValueError) as err:
         print(f"springtail-count: {err}", file=sys.stderr)
         return 2

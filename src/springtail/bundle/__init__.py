@@ -1,0 +1,1 @@
+"""The model bundle: one self-contained, versioned folder that identifies and counts."""
