@@ -146,14 +146,17 @@ def test_a_member_of_another_crop_size_is_refused(lone_bundle, tiny_repo):
 
 @pytest.mark.slow
 def test_dvc_artifacts_get_fetches_the_bundle(tiny_repo, tmp_path):
-    """`dvc artifacts get` from the repository (a local git repo), by name and by a release tag."""
-    listed = run(["dvc", "artifacts", "get", "--show-url", str(tiny_repo), "springtail-model"], tmp_path, check=False)
-    run(["dvc", "artifacts", "get", str(tiny_repo), "springtail-model", "-o", "fetched"], tmp_path)
-    assert file_digests(tmp_path / "fetched") == file_digests(tiny_repo / BUNDLE), listed.stdout
-    tag = "springtail-model@v0.1.0"  # how a team tags a release of the bundle
+    """`dvc artifacts get` from the repository (a local git repo) once a release is tagged:
+    its latest version, then a version by number."""
+    tag = "springtail-model@v0.1.0"  # a release of the bundle, as the team tags it (GTO's format)
     if tag not in run(["git", "tag"], tiny_repo).stdout.split():
         run(["git", "tag", "-a", tag, "-m", "Registering artifact springtail-model version 0.1.0"], tiny_repo)
+    run(["dvc", "artifacts", "get", str(tiny_repo), "springtail-model", "-o", "latest"], tmp_path)
+    assert file_digests(tmp_path / "latest") == file_digests(tiny_repo / BUNDLE)
     run(["dvc", "artifacts", "get", str(tiny_repo), "springtail-model", "--rev", "v0.1.0", "-o", "tagged"], tmp_path)
     assert file_digests(tmp_path / "tagged") == file_digests(tiny_repo / BUNDLE)
     card = (tmp_path / "tagged/README.md").read_text()
     assert "springtail-identify --model" in card and "90 % interval" in card
+    result = run(["dvc", "artifacts", "get", str(tiny_repo), "springtail-model", "--rev", "v9.9.9", "-o", "x"],
+                 tmp_path, check=False)
+    assert result.returncode != 0 and not (tmp_path / "x").exists()

@@ -62,7 +62,8 @@ def _totals(detect: dict[str, Any]) -> str:
     totals = detect.get("species_totals", {})
     if not totals:
         return "Per-species totals were not measured."
-    errors = ", ".join(f"{code} {100 * t['relative_error']:+.0f} %" for code, t in totals.items())
+    errors = ", ".join(f"{code} {100 * t['relative_error']:+.0f} %" if t.get("relative_error") is not None
+                       else f"{code} {t.get('predicted')} found, none annotated" for code, t in totals.items())
     return (f"Per-species totals over the {detect['photos']} validation photos, detected against annotated: "
             f"{errors}. A total moves by several animals at random when a few boxes are misnamed: report "
             f"totals over many photos, and check the low-probability boxes by hand.")
@@ -82,7 +83,7 @@ def model_card(members: list[str], configs: dict[str, dict], summaries: dict[str
     for name in members:
         cfg, summ = configs[name], summaries[name]
         lines.append(f"- `{name}`: {cfg['model'].get('arch', cfg['kind'])}, {cfg['crop_size']} px crops, "
-                     f"{summ.get('epochs_run', '?')} epochs, pretrained: {cfg['model'].get('pretrained')}, "
+                     f"{summ.get('epochs_run') or cfg['model'].get('epochs') or cfg['train']['epochs']} epochs, pretrained: {cfg['model'].get('pretrained')}, "
                      f"precision {summ.get('precision', '?')}")
     lines += [f"- combined by `{weights['method']}` over {', '.join(members)} (chosen by forward selection "
               f"from {', '.join(weights['models'])} on the validation fold, out of fold)",
