@@ -46,8 +46,8 @@ class DetectConfig:
     iou: float  # a detection matches an annotated box at this intersection over union
     scorer_trees: int  # boosting rounds of the scorer (XGBoost regression of the IoU)
     scorer_depth: int  # depth of its trees
-    scorer_learning_rate: float  # shrinkage of each boosting round of the scorer
-    seed: int  # the scorer's XGBoost random state
+    scorer_learning_rate: float
+    seed: int
     workers: int  # processes finding the proposals of photos; 0 = one per CPU this process may use
 
     def __post_init__(self) -> None:

@@ -39,9 +39,9 @@ class CnnXgbConfig:
     precision: str | None  # auto | fp32 | bf16; null = train.precision
     finetune_epochs: int  # epochs of the shared training loop before the trees
     n_estimators: int  # boosting rounds at most
-    max_depth: int  # depth of each tree
+    max_depth: int
     max_bin: int  # histogram bins per feature (split candidates): few crops, many features
-    learning_rate: float  # shrinkage of each boosting round
+    learning_rate: float
     subsample: float  # row subsampling per tree
     early_stopping_rounds: int  # rounds without a better val log-loss before stopping
 

@@ -57,7 +57,7 @@ class HybridConfig(NetConfig):
     feature_stride: int  # the CNN is cut after its deepest stage of at most this reduction
     embed_dim: int  # token width of the transformer
     depth: int  # transformer blocks (randomly initialised: they train at the full lr)
-    num_heads: int  # attention heads per transformer block
+    num_heads: int
     freeze_stride: int  # 0 = train the whole trunk; else its layers up to its last stage of at most
     #                     this reduction keep their pretrained weights (no backward through them)
 

@@ -33,13 +33,13 @@ class TrainConfig:
     """The ``train`` section of params.yaml, shared by every train@<model> stage."""
 
     val_fold: int  # the fold held out for validation and ensemble fitting
-    seed: int  # weights, batch order and augmentation (plus each model's seed_offset)
+    seed: int
     epochs: int  # default for models whose section says epochs: null
     batch_size: int  # crops per optimiser step (over all processes)
     lr: float  # AdamW peak learning rate, after warmup
     weight_decay: float  # not applied to biases and norm weights
     warmup_epochs: float  # linear warmup before the cosine decay
-    label_smoothing: float  # cross-entropy label smoothing; 0 = off
+    label_smoothing: float
     soft_labels: bool  # train on consensus posteriors p0..p8
     class_balanced: bool  # weight the loss by inverse class frequency
     patience: int  # epochs without a better val macro F1 before stopping; 0 = never (select_epoch: best)

@@ -106,7 +106,7 @@ class EnsembleConfig:
 
     method: str  # per_class_f1 | mean | stacking
     inner_folds: int  # out-of-fold splits of the validation crops, for an honest score
-    seed: int  # the inner folds' split and the stacking regression
+    seed: int
     select: bool  # greedy forward selection of members on the out-of-fold macro F1
 
     def __post_init__(self):

@@ -39,9 +39,9 @@ class SynthConfig:
     n_train: int  # training images (the real set has 1,117)
     n_test: int  # test crops (the real set has 1,344)
     width: int  # training image size in pixels (real: 3072 x 2048)
-    height: int  # training image height in pixels
+    height: int
     test_background: float  # fraction of test crops that show background only (class 8)
-    jpeg_quality: int  # JPEG quality of the generated images, 1..95
+    jpeg_quality: int
     workers: int  # processes; 0 = one per CPU this process may use
 
     def __post_init__(self) -> None:
