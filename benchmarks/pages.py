@@ -61,7 +61,7 @@ def headline(repo: Path) -> str:
         f"| springtails found in the {det['photos']} validation photos: recall / precision at IoU {det['iou']} "
         f"| {det['recall']:.3f} / {det['precision']:.3f} | `metrics/detect.json` |",
         f"| `make repro` from a fresh clone, set-up included | {_duration(run['seconds'])} ({machine['cores_affinity']} cores of an "
-        f"{machine['cpu']}; commit `{run['commit'][:7]}`) | `benchmarks/results/fresh_clone.json` |"])
+        f"{machine['cpu']}{'' if machine['bf16_native'] else ', no native bf16'}; commit `{run['commit'][:7]}`) | `benchmarks/results/fresh_clone.json` |"])
 
 
 def count_trust(repo: Path) -> str:
@@ -70,7 +70,7 @@ def count_trust(repo: Path) -> str:
     totals = det["species_totals"]
     errors = sorted(abs(t["relative_error"]) for t in totals.values())
     worst = max(totals, key=lambda s: abs(totals[s]["relative_error"]))
-    return (f"On the demo's {det['photos']} validation photos ({det['annotated_boxes']} annotated springtails) "
+    return (f"How far to trust them: on the demo's {det['photos']} validation photos ({det['annotated_boxes']} annotated springtails) "
             f"the count per photo is off by {det['count_mae_per_photo']:.2f} on average, but a species' total is "
             f"only as good as the classifier naming each box: the totals came out {_percent(errors[0])} to "
             f"{_percent(errors[-1])} off ({worst} {totals[worst]['predicted']} for {totals[worst]['annotated']}). "
@@ -82,7 +82,7 @@ def identify_trust(repo: Path) -> str:
     ens = read_json(repo / "metrics/ensemble.json")
     per_class = sorted(ens["per_class_f1"].items(), key=lambda kv: kv[1])
     weakest = ", ".join(f"{code} {f1:.2f}" for code, f1 in per_class[:2])
-    return (f"On the demo's {ens['n_val']} validation crops the ensemble scores macro F1 {_f1(ens, 'val')}; "
+    return (f"How far to trust it: on the demo's {ens['n_val']} validation crops the ensemble scores macro F1 {_f1(ens, 'val')}; "
             f"its weakest classes: {weakest} (F1).")
 
 

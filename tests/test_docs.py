@@ -75,7 +75,7 @@ def test_count_trust_reads_the_worst_species(tmp_path):
                                  "LEP": {"annotated": 10, "predicted": 5, "relative_error": -0.5}}}
     (tmp_path / "metrics" / "detect.json").write_text(json.dumps(detect), encoding="utf-8")
     text = pages.count_trust(tmp_path)
-    assert "2 validation photos (30 annotated" in text and "off by 0.50" in text
+    assert "on the demo's 2 validation photos (30 annotated" in text and "off by 0.50" in text
     assert "10 % to 50 % off (LEP 5 for 10)" in text
 
 
