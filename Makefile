@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: env repro test bench plots-template clean-env
+.PHONY: env repro test bench docs docs-build plots-template clean-env
 
 # The environment is rebuilt when pyproject.toml changes. uv (pinned, installed by pip into the
 # environment) installs the packages: 23 s instead of pip's 66 s on 2 cores, most of it unpacking
@@ -17,7 +17,7 @@ UV_VERSION := 0.13.9
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet 'uv==$(UV_VERSION)'
-	$(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[dev]'
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[dev,docs]'
 	$(BIN)/python -m compileall -q -j 0 -x '/tests?/' $(VENV)/lib > /dev/null 2>&1 || true
 	touch $@
 
@@ -32,6 +32,15 @@ test: env
 # Speed of the hot paths on this machine; the last line printed is JSON (see benchmarks/bench.py).
 bench: env
 	$(BIN)/python -m benchmarks.bench
+
+# The documentation site (mkdocs.yml): served with live reload on http://127.0.0.1:8000.
+docs: env
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve
+
+# The site built once, a warning (a broken link, a page left out of the nav) failing the build;
+# written to a temporary folder, never to site/.
+docs-build: env
+	site=$$(mktemp -d) && NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir $$site && rm -rf $$site
 
 # Vendor the Vega libraries pinned in .dvc/plots/build.py (npm) and rebuild the page template
 # of `dvc plots show` with them inlined, so that it renders offline; commit .dvc/plots/.

@@ -148,7 +148,6 @@ def documented_table(text: str) -> str:
 
 # Each page with a seeds table, and the study it is rendered from.
 RENDERED = [("docs/seeds.md", "benchmarks/results/seeds.json", "seeds"),
-            ("README.md", "benchmarks/results/seeds.json", "seeds"),
             ("docs/decisions.md", "benchmarks/results/seeds-unanimous.json", "seeds"),
             ("docs/seeds.md", "benchmarks/results/seeds-demo7.json", "demo7")]
 
