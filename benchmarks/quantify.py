@@ -222,8 +222,8 @@ def render_table(result: dict) -> str:
     verdicts = "; ".join(f"{bar}: {'met' if ok else 'not met'}" for bar, ok in bars(result).items())
     lines += ["", f"{result['draws']} draws of {result['photos_per_draw']} of the {result['validation_photos']} "
               f"validation photos per species mix (shifted: the photos of one species {result['shift_weight']:g} "
-              f"times likelier, those of another dropped), each corrected with a calibration fitted on the other "
-              f"half of the validation photos; MAE and coverage against the consensus totals (the choice: "
+              f"times likelier, those of another dropped), each corrected with a calibration fitted on the "
+              f"validation photos outside it; MAE and coverage against the consensus totals (the choice: "
               f"{chosen.upper()}), the truth beside them; {result['n_boot']} bootstrap replicates per interval; "
               f"species with >= {result['min_boxes']} validation boxes. Bars: {verdicts}. Commit "
               f"{result['commit'][:7]}, {result['date']}; {result['machine'].get('cpu')}."]
