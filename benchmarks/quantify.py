@@ -9,7 +9,7 @@ Draws ``--draws`` samples of ``--photos`` validation photos for each scenario: `
 photos ``--shift-weight`` times likelier, and the photos of another dropped), without
 replacement (with it only when too few photos are left). Each sample's accepted boxes (with their nine ensemble
 probabilities, from ``benchmarks.quantify_boxes``) are counted by CC (each box's top class),
-PACC and EMQ (``springtail.quantify``), with the 90 % interval of each, and compared with the
+PACC and EMQ (``springtail.quantify``), the chosen one with its 90 % interval, and compared with the
 sample's annotated totals by consensus species: the score that chooses the method. The
 totals by the boxes' true species (the demo's ``train_truth.csv``) are reported beside them,
 never used to choose.
