@@ -1,8 +1,8 @@
 """Stage `detect`: springtails found and counted in the validation fold's whole photos (see dvc.yaml).
 
 Proposals (dark objects on the bright field) scored by the detector, the likely springtails named by
-the ensemble (FOND: debris), scored against the experts' boxes: <out>/{boxes,counts}.csv, <metrics>,
-<plots>/counts.csv, <timing>.
+the ensemble (FOND: debris), scored against the experts' boxes: <out>/{boxes,counts,totals}.csv,
+<out>/calibration.json (what species totals are corrected with), <metrics>, <plots>/counts.csv, <timing>.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from springtail.common.config import load_section  # noqa: E402
 from springtail.common.io import write_csv, write_json  # noqa: E402
 from springtail.common.policy import POLICY_KEYS, ErrorPolicy, SkipLog  # noqa: E402
 from springtail.common.runtime import setup_torch  # noqa: E402
+from springtail.common.store import read_predictions  # noqa: E402
 from springtail.crops.cutting import CropsConfig  # noqa: E402
 from springtail.detect.build import detect_validation  # noqa: E402
 from springtail.detect.candidates import DetectConfig  # noqa: E402
@@ -54,10 +55,13 @@ def main(argv: list[str] | None = None) -> None:
                                           load_section(CropsConfig, "crops", args.params),
                                           load_section(PredictConfig, "predict", args.params))
     scorer = BoxScorer.load(args.detector, config)
-    result = detect_validation(args.raw_dir / "train", args.labels, args.crops, fold.val_fold, pipeline, scorer, log)
+    val = read_predictions(args.ensemble / "val.csv")
+    result = detect_validation(args.raw_dir / "train", args.labels, args.crops, fold.val_fold, val, pipeline,
+                               scorer, log)
     for path, table in ((args.out / "boxes.csv", result.candidates), (args.out / "counts.csv", result.counts),
-                        (args.plots / "counts.csv", result.plot)):
+                        (args.out / "totals.csv", result.totals), (args.plots / "counts.csv", result.plot)):
         write_csv(path, table)
+    result.calibration.save(args.out / "calibration.json")
     write_json(args.metrics, result.metrics)
     write_json(args.timing, result.timing)
 

@@ -202,7 +202,13 @@ def test_springtail_count_on_photos_of_the_trained_pipeline(tiny_repo, tmp_path,
     assert len(found) == good["total"].astype(int).sum()
     assert sorted(p.name for p in (out / "annotated").iterdir()) == sorted(
         f"{name}.jpg" for name in good.index)
-    assert "broken.jpg" in capsys.readouterr().err
+    totals = pd.read_csv(out / "totals.csv")  # the readable photos as one sample, despite the broken one
+    assert totals["species"].tolist() == species
+    assert (totals["low"] >= 0).all() and (totals["low"] <= totals["high"]).all() and (totals["estimate"] >= 0).all()
+    assert totals["cc"].sum() == len(found) - (found["predicted"] == "FOND").sum()
+    assert (totals["boxes_to_check"] <= totals["cc"]).all()
+    err = capsys.readouterr().err
+    assert "broken.jpg" in err and "estimated totals [90 % interval]" in err
 
 
 @pytest.mark.slow

@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 
 from springtail.bundle.card import model_card
-from springtail.bundle.load import CARD, COMBINER, DETECTOR, MEMBERS, PIPELINE
+from springtail.bundle.load import CALIBRATION, CARD, COMBINER, DETECTOR, MEMBERS, PIPELINE
 from springtail.bundle.manifest import FORMAT, MANIFEST, NAME, file_digests, package_versions
 from springtail.common.classes import CODES
 from springtail.common.config import to_dict
@@ -22,6 +22,7 @@ from springtail.common.io import atomic_directory, read_json, write_json
 from springtail.crops.cutting import CropsConfig
 from springtail.models.checkpoint import CONFIG, read_config
 from springtail.models.inference import PredictConfig
+from springtail.quantify import Calibration
 from springtail.scoring.combiners import load_combiner
 
 
@@ -39,7 +40,7 @@ def copy_files(source: Path, dest: Path) -> None:
         shutil.copyfile(path, dest / path.name)
 
 
-def write_bundle(out: str | Path, *, models_dir: Path, ensemble_dir: Path, detector_dir: Path,
+def write_bundle(out: str | Path, *, models_dir: Path, ensemble_dir: Path, detector_dir: Path, calibration: Path,
                  crops: CropsConfig, predict: PredictConfig, metrics: dict[str, Any],
                  source: dict[str, Any]) -> dict[str, Any]:
     """Write the bundle folder ``out``; returns its manifest.
@@ -48,6 +49,7 @@ def write_bundle(out: str | Path, *, models_dir: Path, ensemble_dir: Path, detec
         models_dir: the train stage's checkpoints, one folder per model.
         ensemble_dir: the ensemble stage's output (combiner.json, weights.json, val.csv).
         detector_dir: the detector stage's scorer.
+        calibration: the detect stage's calibration of the species totals.
         metrics: the scores to carry (ensemble, detector, detect: the metrics files' contents).
         source: where it came from (params and data digests), recorded as given.
 
@@ -66,6 +68,8 @@ def write_bundle(out: str | Path, *, models_dir: Path, ensemble_dir: Path, detec
         for name in members:
             copy_files(Path(models_dir) / name, tmp / MEMBERS / name)
         copy_files(Path(detector_dir), tmp / DETECTOR)
+        Calibration.load(calibration)  # refuse a bad one here, not in a user's hands
+        shutil.copyfile(calibration, tmp / CALIBRATION)
         write_json(tmp / PIPELINE, {"classes": list(CODES), "members": members,
                                     "crops": to_dict(crops), "predict": to_dict(predict)})
         summaries = {name: read_json(tmp / MEMBERS / name / "summary.json") for name in members}

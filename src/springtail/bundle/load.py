@@ -17,11 +17,13 @@ from springtail.crops.cutting import CropsConfig
 from springtail.detect.scorer import BoxScorer, load_fitted_scorer
 from springtail.identify.trained import TrainedPipeline
 from springtail.models.inference import PredictConfig
+from springtail.quantify import Calibration
 
 PIPELINE = "pipeline.json"  # classes, members, crop and predict settings
 COMBINER = "combiner.json"
 MEMBERS = "members"
 DETECTOR = "detector"
+CALIBRATION = "calibration.json"  # of the species totals (springtail.quantify)
 CARD = "README.md"
 
 
@@ -34,6 +36,10 @@ class Bundle:
     def scorer(self) -> BoxScorer:
         """The detector's proposal scorer, with the settings it was fitted with."""
         return load_fitted_scorer(self.root / DETECTOR)
+
+    def calibration(self) -> Calibration:
+        """What the species totals of a sample are corrected with."""
+        return Calibration.load(self.root / CALIBRATION)
 
 
 def load_bundle(root: str | Path) -> Bundle:

@@ -13,7 +13,8 @@ from springtail.common.decode import load_rgb
 from springtail.common.io import atomic_path, write_csv
 from springtail.common.policy import DataError
 from springtail.common.runtime import cpu_count
-from springtail.detect.photos import counts_table, detect_photos
+from springtail.detect.photos import PROB_CODES, counts_table, detect_photos
+from springtail.detect.totals import CHECK_BELOW, sample_totals
 
 PREVIEW = 4  # annotated pictures are written at 1/4 of the photo's size
 
@@ -22,6 +23,7 @@ PREVIEW = 4  # annotated pictures are written at 1/4 of the photo's size
 class Counted:
     springtails: int
     errors: list[str]  # one message per photo that could not be read (it names the file)
+    totals: pd.DataFrame  # species, estimate, low, high, cc, boxes_to_check
 
 
 def annotate(path: Path, boxes: pd.DataFrame, out: Path) -> None:
@@ -36,10 +38,11 @@ def annotate(path: Path, boxes: pd.DataFrame, out: Path) -> None:
         image.save(tmp, "JPEG", quality=85)
 
 
-def count_folder(files: list[Path], bundle: Path, out: Path) -> Counted:
+def count_folder(files: list[Path], bundle: Path, out: Path, check_below: float = CHECK_BELOW) -> Counted:
     """Detect, name and count the springtails of every photo in ``files`` with the model
-    bundle at ``bundle``; write boxes.csv, counts.csv and annotated/ in ``out``."""
+    bundle at ``bundle``; write boxes.csv, counts.csv, totals.csv and annotated/ in ``out``."""
     model = load_bundle(bundle)
+    calibration = model.calibration()
     scorer = model.scorer()
     found, errors, names = [], {}, []
     for path, result in detect_photos(files, model.pipeline, scorer, scorer.config.workers or cpu_count()):
@@ -55,12 +58,14 @@ def count_folder(files: list[Path], bundle: Path, out: Path) -> Counted:
         found.append(accepted)
         names.append(path.name)
     boxes = pd.concat(found, ignore_index=True) if found else pd.DataFrame(
-        columns=["photo", "x0", "y0", "x1", "y1", "predicted", "probability"])
+        columns=["photo", "x0", "y0", "x1", "y1", "predicted", "probability", *PROB_CODES])
     counts = counts_table(boxes.assign(accepted=True), names)
     counts = counts.astype({c: "Int64" for c in counts.columns if c != "photo"})  # blank for failed photos
     counts["error"] = ""
     failed = pd.DataFrame({"photo": list(errors), "error": list(errors.values())})
     counts = pd.concat([counts, failed], ignore_index=True) if len(failed) else counts
+    totals = sample_totals(boxes, calibration, check_below)
     write_csv(out / "boxes.csv", boxes)
     write_csv(out / "counts.csv", counts)
-    return Counted(int(len(boxes)), list(errors.values()))
+    write_csv(out / "totals.csv", totals)
+    return Counted(int(len(boxes)), list(errors.values()), totals)

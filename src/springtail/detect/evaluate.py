@@ -28,6 +28,15 @@ def match(detected: pd.DataFrame, truth: pd.DataFrame, threshold: float) -> np.n
     return hit
 
 
+def accepted_matches(candidates: pd.DataFrame, truth: pd.DataFrame, threshold: float) -> pd.Series:
+    """bool per accepted candidate (indexed as ``candidates``): it found an annotated box of
+    its photo (:func:`match` among the accepted boxes only)."""
+    accepted = candidates[candidates["accepted"].astype(bool)]
+    parts = [pd.Series(match(rows, truth[truth["photo"] == photo], threshold), index=rows.index)
+             for photo, rows in accepted.groupby("photo", sort=False)]
+    return pd.concat(parts) if parts else pd.Series(dtype=bool)
+
+
 def average_precision(scores: np.ndarray, hits: np.ndarray, n_truth: int) -> float | None:
     """Area under the precision-recall curve (all points, precision made monotone), VOC style."""
     if n_truth == 0:
@@ -55,15 +64,10 @@ def detection_metrics(candidates: pd.DataFrame, truth: pd.DataFrame, threshold: 
     photos = sorted(set(truth["photo"]) | set(candidates["photo"]))
     if not photos:
         raise ValueError("no photo to score: every one was skipped, or the validation fold is empty")
-    hits_accepted, hits_all = [], []
-    for photo in photos:
-        gt = truth[truth["photo"] == photo]
-        cand = candidates[candidates["photo"] == photo]
-        hits_all.append(pd.Series(match(cand, gt, threshold), index=cand.index))
-        acc = cand[cand["accepted"]]
-        hits_accepted.append(pd.Series(match(acc, gt, threshold), index=acc.index))
+    hits_all = [pd.Series(match(cand, truth[truth["photo"] == photo], threshold), index=cand.index)
+                for photo, cand in ((p, candidates[candidates["photo"] == p]) for p in photos)]
     hit_all = pd.concat(hits_all).reindex(candidates.index).to_numpy(dtype=bool)
-    hit_acc = pd.concat(hits_accepted).to_numpy(dtype=bool) if hits_accepted else np.zeros(0, bool)
+    hit_acc = accepted_matches(candidates, truth, threshold).to_numpy(dtype=bool)
     n_truth, n_accepted = len(truth), int(candidates["accepted"].sum())
     counts = _counts(candidates[candidates["accepted"]], truth, photos)
     per_photo = pd.DataFrame({  # every annotated box counts, with or without a consensus species

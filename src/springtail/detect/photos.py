@@ -20,7 +20,8 @@ from springtail.detect.candidates import BOX
 from springtail.detect.scorer import BoxScorer, proposals_or_error, suppress
 from springtail.identify.trained import TrainedPipeline
 
-BOX_COLUMNS = ("photo", "x0", "y0", "x1", "y1", "score", "predicted", "probability", "accepted")
+PROB_CODES = tuple(f"p_{code}" for code in CODES)  # every class's probability, as springtail-identify names them
+BOX_COLUMNS = ("photo", "x0", "y0", "x1", "y1", "score", "predicted", "probability", *PROB_CODES, "accepted")
 
 
 def candidate_crops(path: Path, boxes: list[tuple[int, int, int, int]], pipeline: TrainedPipeline) -> np.ndarray:
@@ -96,12 +97,16 @@ def _candidates(path: Path, found: tuple[pd.DataFrame, tuple[int, int]] | DataEr
 
 
 def _name(table: pd.DataFrame, probs: np.ndarray, scorer: BoxScorer) -> None:
-    """The ensemble's class and probability of the named candidates, and which are accepted."""
+    """The ensemble's class, its probability and every class's probability (for the species
+    totals) of the named candidates (0 for the others), and which are accepted."""
     named = (table["score"] >= scorer.min_score).to_numpy()
     best = probs.argmax(axis=1)
     table["predicted"], table["probability"] = "", 0.0
     table.loc[named, "predicted"] = np.asarray(CODES)[best]
     table.loc[named, "probability"] = np.round(probs[np.arange(len(probs)), best], 6)
+    for k, column in enumerate(PROB_CODES):
+        table[column] = 0.0
+        table.loc[named, column] = np.round(probs[:, k], 6)
     table["accepted"] = False
     table.loc[named, "accepted"] = best != BACKGROUND
 
