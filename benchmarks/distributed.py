@@ -29,7 +29,8 @@ from springtail.common.store import consensus_targets, load_crops
 
 def train(model: str, nproc: int, epochs: int, crops: Path, workdir: Path) -> dict:
     params = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
-    params["train"].update({"nproc": nproc, "epochs": epochs, "progress": False})
+    params["train"].update({"nproc": nproc, "epochs": epochs})
+    params["runtime"]["progress"] = False
     path = workdir / f"params-{nproc}.yaml"
     path.write_text(yaml.safe_dump(params))
     out, timing = workdir / f"model-{nproc}", workdir / f"timing-{nproc}.json"

@@ -51,12 +51,12 @@ def score_seed(model_name: str, params: dict, seed: int, data: dict) -> dict:
     from springtail.models.session import start_process
     from springtail.models.training import TrainConfig, fit_inputs
 
-    train = from_section(TrainConfig, {**params["train"], "seed": seed, "progress": False}, "train")
+    train = from_section(TrainConfig, {**params["train"], "seed": seed}, "train")
     start_process(train)
     started = time.perf_counter()
     model = create_model(model_name, params[model_name], train, data["images"].shape[1])
     inputs = fit_inputs(data["images"], data["index"], train.val_fold, data["targets"])
-    model.fit(**inputs)
+    model.fit(**inputs, progress=False)
     val = model.predict_proba(inputs["eval_set"][0]).argmax(axis=1)
     test = model.predict_proba(data["test"]).argmax(axis=1)
     return {"seed": seed, "val_macro_f1": macro_f1(inputs["eval_set"][1], val),

@@ -17,6 +17,7 @@ import pandas as pd  # noqa: E402
 from springtail.common.config import load_section  # noqa: E402
 from springtail.common.io import terminate_cleanly, write_json  # noqa: E402
 from springtail.common.policy import POLICY_KEYS, ErrorPolicy, SkipLog  # noqa: E402
+from springtail.common.runtime import RuntimeConfig  # noqa: E402
 from springtail.crops.build import build_crops  # noqa: E402
 from springtail.crops.cutting import CropsConfig  # noqa: E402
 
@@ -26,7 +27,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--raw-dir", type=Path, required=True, help="raw layout (train/, test/)")
     parser.add_argument("--labels", type=Path, required=True, help="input: labels.csv")
     parser.add_argument("--out", type=Path, required=True, help="output: crops directory")
-    parser.add_argument("--metrics", type=Path, required=True, help="output: crops.json")
+    parser.add_argument("--metrics", type=Path, required=True, help="output: crops.json (the same on every run)")
+    parser.add_argument("--timing", type=Path, required=True, help="output: seconds, workers, peak RSS")
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     return parser.parse_args(argv)
 
@@ -36,8 +38,10 @@ def main(argv: list[str] | None = None) -> None:
     config = load_section(CropsConfig, "crops", args.params)
     log = SkipLog(load_section(ErrorPolicy, "data", args.params, POLICY_KEYS))
     labels = pd.read_csv(args.labels, dtype={"image_id": str})
-    metrics = build_crops(args.raw_dir, labels, args.out, config, log)
+    runtime = load_section(RuntimeConfig, "runtime", args.params)
+    metrics, timing = build_crops(args.raw_dir, labels, args.out, config, log, runtime.workers)
     write_json(args.metrics, metrics)
+    write_json(args.timing, timing)
 
 
 if __name__ == "__main__":

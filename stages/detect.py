@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # this che
 from springtail.common.config import load_section  # noqa: E402
 from springtail.common.io import write_csv, write_json  # noqa: E402
 from springtail.common.policy import POLICY_KEYS, ErrorPolicy, SkipLog  # noqa: E402
-from springtail.common.runtime import setup_torch  # noqa: E402
+from springtail.common.runtime import RuntimeConfig, setup_torch  # noqa: E402
 from springtail.common.store import read_predictions  # noqa: E402
 from springtail.crops.cutting import CropsConfig  # noqa: E402
 from springtail.detect.build import detect_validation  # noqa: E402
@@ -56,8 +56,9 @@ def main(argv: list[str] | None = None) -> None:
                                           load_section(PredictConfig, "predict", args.params))
     scorer = BoxScorer.load(args.detector, config)
     val = read_predictions(args.ensemble / "val.csv")
+    runtime = load_section(RuntimeConfig, "runtime", args.params)
     result = detect_validation(args.raw_dir / "train", args.labels, args.crops, fold.val_fold, val, pipeline,
-                               scorer, log)
+                               scorer, log, runtime.workers)
     for path, table in ((args.out / "boxes.csv", result.candidates), (args.out / "counts.csv", result.counts),
                         (args.out / "totals.csv", result.totals), (args.plots / "counts.csv", result.plot)):
         write_csv(path, table)

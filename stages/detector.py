@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # this che
 from springtail.common.config import load_section  # noqa: E402
 from springtail.common.io import write_json  # noqa: E402
 from springtail.common.policy import POLICY_KEYS, ErrorPolicy, SkipLog  # noqa: E402
-from springtail.common.runtime import setup_torch  # noqa: E402
+from springtail.common.runtime import RuntimeConfig, setup_torch  # noqa: E402
 from springtail.detect.candidates import DetectConfig  # noqa: E402
 from springtail.detect.fitting import train_detector  # noqa: E402
 from springtail.models.training import ValidationFold  # noqa: E402
@@ -40,8 +40,9 @@ def main(argv: list[str] | None = None) -> None:
     fold = load_section(ValidationFold, "train", args.params, keys=("val_fold",))
     log = SkipLog(load_section(ErrorPolicy, "data", args.params, POLICY_KEYS))
     setup_torch()
+    runtime = load_section(RuntimeConfig, "runtime", args.params)
     scorer, metrics, timing = train_detector(args.raw_dir / "train", args.labels, args.crops, fold.val_fold,
-                                             config, log)
+                                             config, log, runtime.workers)
     scorer.save(args.out)
     write_json(args.metrics, metrics)
     write_json(args.timing, timing)

@@ -13,6 +13,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # this checkout's library (and an experiment's)
 
 from springtail.common.config import load_section  # noqa: E402
+from springtail.common.runtime import RuntimeConfig  # noqa: E402
 from springtail.synth import SynthConfig, generate  # noqa: E402
 
 
@@ -31,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"synthesize: {done}/{total} images and crops, {time.monotonic() - start:.0f} s",
                   file=sys.stderr, flush=True)
 
-    out = generate(cfg, args.out, progress)
+    out = generate(cfg, args.out, progress, load_section(RuntimeConfig, "runtime", args.params).workers)
     print(f"synthesize: wrote {out} in {time.monotonic() - start:.0f} s", file=sys.stderr)
     return 0
 

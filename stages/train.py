@@ -17,6 +17,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # this checkout's library (and an experiment's)
 
 from springtail.common.config import from_section, load_params  # noqa: E402
+from springtail.common.runtime import RuntimeConfig  # noqa: E402
 from springtail.common.store import load_crops, read_targets  # noqa: E402
 from springtail.models import checkpoint, distributed  # noqa: E402
 from springtail.models.registry import create_model  # noqa: E402
@@ -49,7 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     images, index = load_crops(args.crops, "train")
     model = create_model(args.model, params[args.model], train, images.shape[1])
     with epoch_log(args.live, enabled=distributed.rank() == 0) as log:
-        model.fit(**fit_inputs(images, index, train.val_fold, read_targets(args.targets)), on_epoch=log)
+        model.fit(**fit_inputs(images, index, train.val_fold, read_targets(args.targets)), on_epoch=log,
+                  progress=from_section(RuntimeConfig, params.get("runtime"), "runtime", args.params).progress)
     if distributed.rank() == 0:
         checkpoint.save_fitted(model, args.out, args.timing)
     distributed.finish()

@@ -91,7 +91,8 @@ def write_params(path: Path, on_error: str, max_skipped: int) -> Path:
     """The repository's params.yaml with this policy and small, single-process crops."""
     params = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
     params["data"].update(on_error=on_error, max_skipped=max_skipped)
-    params["crops"].update(crop_px=16, n_folds=2, workers=1, background_per_image=0.5)
+    params["crops"].update(crop_px=16, n_folds=2, background_per_image=0.5)
+    params["runtime"]["workers"] = 1
     path.write_text(yaml.safe_dump(params, allow_unicode=True), encoding="utf-8")
     return path
 

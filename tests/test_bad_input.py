@@ -59,7 +59,7 @@ def run_consensus(raw: Path, work: Path, params: Path) -> None:
 def run_crops(raw: Path, work: Path, params: Path) -> None:
     CROPS.main(["--raw-dir", str(raw), "--labels", str(work / "labels.csv"),
                 "--out", str(work / "crops"), "--metrics", str(work / "crops.json"),
-                "--params", str(params)])
+                "--timing", str(work / "crops.timing.json"), "--params", str(params)])
 
 
 def run_judge(case: Case, raw: Path, work: Path, params: Path) -> None:
@@ -330,3 +330,9 @@ UNIT = st.floats(0, 1, allow_nan=False).filter(lambda v: v > 0)
 def test_valid_lines_round_trip(votes, project, xc, yc, w, h):
     box = Box(votes, " ".join(project), xc, yc, w, h, 7)
     assert parse_line(format_line(box), "f.txt", 7) == box
+
+
+def test_a_bad_byte_after_a_byte_order_mark_is_named_on_its_line():
+    """A BOM shifts the decoder's own error positions: the line and column must not."""
+    with pytest.raises(AnnotationError, match=r"f.txt, line 2: not valid UTF-8: byte\(s\) b'\\x80' at column 1"):
+        decode_text("\ufeff\n".encode() + b"\x80", "f.txt")

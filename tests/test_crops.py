@@ -190,11 +190,12 @@ def small_raw(root: Path, n: int = 6) -> pd.DataFrame:
 @pytest.mark.filterwarnings("ignore:The least populated class")
 def test_build_crops_end_to_end_is_deterministic(tmp_path):
     labels = small_raw(tmp_path / "raw")
-    config = params_config(CropsConfig, "crops", crop_px=32, background_per_image=1.5, n_folds=3, workers=1)
+    config = params_config(CropsConfig, "crops", crop_px=32, background_per_image=1.5, n_folds=3)
     out1, out2 = tmp_path / "c1", tmp_path / "c2"
-    metrics = build_crops(tmp_path / "raw", labels, out1, config, SkipLog(ErrorPolicy("fail", 0)))
-    build_crops(tmp_path / "raw", labels, out2, replace(config, workers=2),
-                SkipLog(ErrorPolicy("fail", 0)))
+    metrics, timing = build_crops(tmp_path / "raw", labels, out1, config, SkipLog(ErrorPolicy("fail", 0)), workers=1)
+    metrics2, timing2 = build_crops(tmp_path / "raw", labels, out2, config, SkipLog(ErrorPolicy("fail", 0)), workers=2)
+    assert metrics == metrics2 and (timing["workers"], timing2["workers"]) == (1, 2)  # the machine's readings apart
+    assert sorted(timing) == ["peak_rss_mb", "seconds", "workers"]
     images, index = load_crops(out1, "train")
     again, index2 = load_crops(out2, "train")
     assert np.array_equal(images, again) and index.equals(index2)
@@ -222,12 +223,12 @@ def test_build_crops_skip_policy_counts_bad_images(tmp_path):
     labels = small_raw(tmp_path / "raw")
     (tmp_path / "raw" / "train" / "im0.jpg").write_bytes(b"broken")
     (tmp_path / "raw" / "train" / "im1.jpg").unlink()
-    config = params_config(CropsConfig, "crops", crop_px=32, background_per_image=0.0, n_folds=2, workers=1)
+    config = params_config(CropsConfig, "crops", crop_px=32, background_per_image=0.0, n_folds=2)
     with pytest.raises(DataError, match="im0.jpg"):
         build_crops(tmp_path / "raw", labels, tmp_path / "c", config, SkipLog(ErrorPolicy("fail", 0)))
     assert not (tmp_path / "c").exists()
-    metrics = build_crops(tmp_path / "raw", labels, tmp_path / "c", config,
-                          SkipLog(ErrorPolicy("skip", 2)))
+    metrics, _ = build_crops(tmp_path / "raw", labels, tmp_path / "c", config,
+                             SkipLog(ErrorPolicy("skip", 2)), workers=1)
     assert metrics["skipped"]["by_reason"] == {"missing_image": 1, "unreadable_image": 1}
     assert metrics["train"]["crops"] == 4
     with pytest.raises(TooManySkipped):

@@ -35,7 +35,8 @@ def run_stages(raw: Path, out: Path, extra: dict[str, str]) -> None:
     for stage, args in (("consensus", ["--raw-dir", raw, "--labels", out / "labels.csv", "--disputed",
                                        out / "disputed.csv", "--metrics", out / "consensus.json"]),
                         ("crops", ["--raw-dir", raw, "--labels", out / "labels.csv", "--out",
-                                   out / "crops", "--metrics", out / "crops.json"])):
+                                   out / "crops", "--metrics", out / "crops.json",
+                                   "--timing", out / "crops.timing.json"])):
         cmd = [sys.executable, str(REPO / "stages" / f"{stage}.py"), *map(str, args),
                "--params", str(REPO / "params.tiny.yaml")]
         result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)

@@ -112,7 +112,7 @@ def test_best_threshold_counts_without_bias_after_suppression():
 
 
 def test_the_scorer_learns_animals_from_debris_and_comes_back_from_disk(tmp_path):
-    config = params_config(DetectConfig, "detect", params="params.tiny.yaml", scorer_trees=30, workers=1)
+    config = params_config(DetectConfig, "detect", params="params.tiny.yaml", scorer_trees=30)
     rng = np.random.default_rng(0)
     photos = []
     for k in range(6):
@@ -124,7 +124,7 @@ def test_the_scorer_learns_animals_from_debris_and_comes_back_from_disk(tmp_path
         photos.append((str(path), rows))
     log = SkipLog(ErrorPolicy(on_error="skip", max_skipped=5))
     (tmp_path / "bad.jpg").write_bytes(b"not a photo")
-    scorer, fitted = fit_scorer(photos + [(str(tmp_path / "bad.jpg"), photos[0][1])], config, 0.005, log)
+    scorer, fitted = fit_scorer(photos + [(str(tmp_path / "bad.jpg"), photos[0][1])], config, 0.005, log, workers=1)
     assert log.to_dict()["by_reason"] == {"unreadable_image": 1} and fitted["photo"].nunique() == 6
     assert 0.2 <= scorer.chosen_score <= 0.7 and scorer.min_score == scorer.chosen_score
     test, _ = propose(photo(tmp_path / "new.jpg", [(100, 300, 240, 370)], debris=[(500, 100, 600, 200)]),

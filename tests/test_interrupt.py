@@ -29,7 +29,6 @@ from conftest import copy_repo, run, tool_env
 
 CROPS = Path("data/processed/crops")
 METRICS = Path("metrics/crops.json")
-MEASURED = ("seconds", "peak_rss_mb")  # readings of one run, not results
 
 
 def env(repo: Path) -> dict[str, str]:
@@ -42,9 +41,9 @@ def digest(directory: Path) -> dict[str, str]:
 
 
 def results(repo: Path) -> tuple[dict[str, str], dict]:
-    """The crops stage's files (md5 by name) and its metrics without run-time readings."""
-    metrics = json.loads((repo / METRICS).read_text(encoding="utf-8"))
-    return digest(repo / CROPS), {k: v for k, v in metrics.items() if k not in MEASURED}
+    """The crops stage's files (md5 by name) and its metrics (the run's readings, seconds and
+    peak RSS, are apart in metrics/timing/crops.json)."""
+    return digest(repo / CROPS), json.loads((repo / METRICS).read_text(encoding="utf-8"))
 
 
 def leftovers(repo: Path) -> list[str]:
@@ -165,7 +164,8 @@ def repo(tmp_path_factory) -> Path:
     repo = copy_repo(tmp_path_factory.mktemp("interrupt") / "repo")
     params = yaml.safe_load((repo / "params.yaml").read_text(encoding="utf-8"))
     params["synthesize"].update(n_train=24, n_test=24)
-    params["crops"].update(shard_size=4, workers=2, background_per_image=2.0)
+    params["crops"].update(shard_size=4, background_per_image=2.0)
+    params["runtime"]["workers"] = 2
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
     repro(repo, "crops")
     run(["git", "add", "-A"], repo)
@@ -200,7 +200,8 @@ def test_dvc_repro_interrupted_then_rerun_gives_the_same_outputs(repo, sig):
 def test_stage_interrupted_outside_dvc_keeps_the_previous_output(repo, sig):
     reference, _ = results(repo)
     cmd = [sys.executable, "stages/crops.py", "--raw-dir", "data/synthetic",
-           "--labels", "data/interim/labels.csv", "--out", str(CROPS), "--metrics", str(METRICS)]
+           "--labels", "data/interim/labels.csv", "--out", str(CROPS), "--metrics", str(METRICS),
+           "--timing", "metrics/timing/crops.json"]
     status = interrupt(cmd, repo, sig)
     assert status == (143 if sig == signal.SIGTERM else -signal.SIGKILL)
     assert digest(repo / CROPS) == reference  # the previous output, whole

@@ -11,8 +11,8 @@ from springtail.common.io import read_json
 
 def test_overrides_set_section_keys_as_yaml_values():
     params = members.overridden({"train": {"seed": 0}}, ["train.ema_decay=0.995", "vit_hybrid.freeze_stride=4",
-                                                        "train.progress=false"])
-    assert params["train"] == {"seed": 0, "ema_decay": 0.995, "progress": False}
+                                                        "train.patience=0"])
+    assert params["train"] == {"seed": 0, "ema_decay": 0.995, "patience": 0}
     assert params["vit_hybrid"] == {"freeze_stride": 4}
     with pytest.raises(ValueError, match="SECTION.KEY=VALUE"):
         members.overridden({}, ["ema_decay=1"])

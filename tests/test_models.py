@@ -30,7 +30,7 @@ TINY = {
     "cnn_xgb": model_section("cnn_xgb", arch="test_resnet", pretrained=False, finetune_epochs=1,
                              n_estimators=8, max_depth=2),
 }
-TRAIN = params_config(TrainConfig, "train", epochs=1, batch_size=8, progress=False, device="cpu")
+TRAIN = params_config(TrainConfig, "train", epochs=1, batch_size=8, device="cpu")
 
 
 @pytest.fixture(autouse=True)

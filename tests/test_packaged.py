@@ -100,7 +100,7 @@ def test_the_packaged_file_also_loads_as_a_local_path():
 
 
 def test_pretrained_weights_train_slower_than_the_new_layers():
-    train = params_config(TrainConfig, "train", progress=False, device="cpu")
+    train = params_config(TrainConfig, "train", device="cpu")
     effnet = create_model("effnet", model_section("effnet", backbone_lr=0.1), train, 64)
     net, weights = effnet._build()
     slow = pretrained_names(net, weights)

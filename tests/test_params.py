@@ -62,6 +62,7 @@ def test_errors_name_the_params_file_actually_read(tmp_path):
 def section_configs() -> list[tuple[str, type]]:
     """(params section, the dataclass that reads it) for every section of params.yaml."""
     from springtail.common.policy import ErrorPolicy
+    from springtail.common.runtime import RuntimeConfig
     from springtail.detect.candidates import DetectConfig
     from springtail.labels.consensus import ConsensusConfig
     from springtail.models.inference import PredictConfig
@@ -78,7 +79,7 @@ def section_configs() -> list[tuple[str, type]]:
              "crops": CropsConfig, "train": TrainConfig, "cnn_xgb": CnnXgbConfig,
              "predict": PredictConfig, "ensemble": EnsembleConfig, "submission": SubmissionConfig,
              "report": ReportConfig, "review": ReviewConfig,
-             "detect": DetectConfig}
+             "detect": DetectConfig, "runtime": RuntimeConfig}
     models = {name: config_class(section) for name, section in params.items()
               if name not in fixed and isinstance(section, dict)}
     return sorted((fixed | models).items())

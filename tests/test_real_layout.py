@@ -62,7 +62,8 @@ def write_layout(root: Path) -> Path:
 def tiny_params(path: Path) -> Path:
     """The repository's params.yaml with small crops, so every key stays the real contract."""
     params = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
-    params["crops"].update(crop_px=32, n_folds=2, workers=1, background_per_image=1.0)
+    params["crops"].update(crop_px=32, n_folds=2, background_per_image=1.0)
+    params["runtime"]["workers"] = 1
     path.write_text(yaml.safe_dump(params, allow_unicode=True), encoding="utf-8")
     return path
 
@@ -105,7 +106,8 @@ def test_consensus_and_crops_stages_accept_the_layout(layout, tmp_path):
     assert f"{first}_6_6_2_5_307_256" in set(disputed["idx"])  # pixels from the JPEG's size
 
     done = run("crops", "--raw-dir", str(raw), "--labels", str(labels), "--out", str(crops),
-               "--metrics", str(tmp_path / "crops.json"), "--params", str(params))
+               "--metrics", str(tmp_path / "crops.json"),
+               "--timing", str(tmp_path / "crops.timing.json"), "--params", str(params))
     assert done.returncode == 0, done.stderr
     index = pd.read_csv(crops / "train_index.csv", dtype={"image_id": str})
     assert (index["source"] == "box").sum() == table["keep"].sum()

@@ -111,7 +111,7 @@ class Planted:
 
 
 SIZE = 32
-TRAIN = params_config(TrainConfig, "train", epochs=1, batch_size=8, progress=False, device="cpu", num_threads=1)
+TRAIN = params_config(TrainConfig, "train", epochs=1, batch_size=8, device="cpu", num_threads=1)
 TINY = {"resnet": model_section("resnet", arch="test_resnet", epochs=None),
         "cnn_xgb": model_section("cnn_xgb", arch="test_resnet", pretrained=False, finetune_epochs=1,
                                  n_estimators=4, max_depth=2)}

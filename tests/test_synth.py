@@ -42,7 +42,7 @@ from springtail.synth.votes import VoteModel, simulate_votes, truth_prior, vote_
 from conftest import params_config
 
 REAL_BOXES = sum(AGREEMENT_COUNTS.values())  # 1,396
-TINY = params_config(SynthConfig, "synthesize", seed=3, n_train=10, n_test=14, width=384, height=256, workers=1)
+TINY = params_config(SynthConfig, "synthesize", seed=3, n_train=10, n_test=14, width=384, height=256)
 FLOAT = r"(?:0\.\d+|\d\.\d+e-\d+)"  # str() of a float in [0, 1)
 
 
@@ -61,7 +61,7 @@ def digest(directory: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory) -> Path:
-    return generate(TINY, tmp_path_factory.mktemp("synth") / "synthetic")
+    return generate(TINY, tmp_path_factory.mktemp("synth") / "synthetic", workers=1)
 
 
 # --- layout and formats ----------------------------------------------------------------
@@ -132,7 +132,7 @@ def test_invalid_config_is_refused():
 # --- determinism -----------------------------------------------------------------------
 
 def test_same_seed_gives_identical_bytes_with_any_worker_count(tiny, tmp_path):
-    again = generate(dataclasses.replace(TINY, workers=2), tmp_path / "again")
+    again = generate(TINY, tmp_path / "again", workers=2)
     first, second = digest(tiny), digest(again)
     first.pop("synthesize.yaml"), second.pop("synthesize.yaml")  # records the worker count
     assert first == second

@@ -149,7 +149,7 @@ def fit_resnet(patience=2, epochs=4, seed=0, **train_overrides):
     labels = np.arange(45) % 9
     X = patterned(labels)
     train = params_config(TrainConfig, "train", epochs=epochs, batch_size=9, patience=patience, seed=seed,
-                          progress=False, device="cpu", **{"select_epoch": "best", "ema_decay": 0.0,
+                          device="cpu", **{"select_epoch": "best", "ema_decay": 0.0,
                                                            **train_overrides})
     model = create_model("resnet", model_section("resnet", arch="test_resnet", epochs=None), train, SIZE)
     return model.fit(X[:27], labels[:27], eval_set=(X[27:], labels[27:])), X

@@ -45,7 +45,7 @@ def count_folder(files: list[Path], bundle: Path, out: Path, check_below: float 
     calibration = model.calibration()
     scorer = model.scorer()
     found, errors, names = [], {}, []
-    for path, result in detect_photos(files, model.pipeline, scorer, scorer.config.workers or cpu_count()):
+    for path, result in detect_photos(files, model.pipeline, scorer, cpu_count()):
         try:
             if isinstance(result, DataError):
                 raise result

@@ -11,11 +11,31 @@ import signal
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 
 import numpy as np
 
 PR_SET_PDEATHSIG = 1  # prctl option: the signal a process gets when its parent dies
 M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4  # glibc mallopt options (malloc.h)
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    """The ``runtime`` section of params.yaml: how to run, never what comes out. No stage
+    lists it under ``params:`` in dvc.yaml, so changing it re-runs nothing; every key here
+    leaves the outputs byte-identical (tests/test_runtime_knobs.py shows it)."""
+
+    workers: int  # processes of synthesize, crops and the detector's proposals; 0 = one per CPU
+    progress: bool  # tqdm bars of the training epochs on stderr
+
+    def __post_init__(self) -> None:
+        if self.workers < 0:
+            raise ValueError(f"runtime.workers must be >= 0, got {self.workers}")
+
+    @property
+    def processes(self) -> int:
+        """Worker processes to start: ``workers``, or one per CPU this process may use."""
+        return self.workers or cpu_count()
 
 
 def cpu_count() -> int:

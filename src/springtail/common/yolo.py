@@ -168,11 +168,12 @@ def parse_line(line: str, path: str | Path = "<string>", line_no: int = 1) -> Bo
 
 def decode_text(data: bytes, path: str | Path) -> str:
     """Decode an annotation file: UTF-8 (a BOM is dropped), else a clear error."""
+    body = data.removeprefix(b"\xef\xbb\xbf")  # positions counted after the BOM (utf-8-sig's errors are not)
     try:
-        return data.decode("utf-8-sig")
+        return body.decode("utf-8")
     except UnicodeDecodeError as err:
-        before = split_lines(data[: err.start].decode("utf-8-sig"))
-        bad = data[err.start: err.end]
+        before = split_lines(body[: err.start].decode("utf-8"))
+        bad = body[err.start: err.end]
         raise AnnotationError(
             path, len(before),
             f"not valid UTF-8: byte(s) {bad!r} at column {len(before[-1]) + 1} (expected UTF-8 "

@@ -66,11 +66,11 @@ def train_jobs(labels: pd.DataFrame, train_dir: Path) -> list[tuple[str, str, li
 
 
 def build_train(labels: pd.DataFrame, train_dir: Path, out: Path, config: CropsConfig,
-                log: SkipLog) -> tuple[pd.DataFrame, dict]:
+                log: SkipLog, workers: int = 0) -> tuple[pd.DataFrame, dict]:
     """Cut, store and index every training crop; return the index and decode stats."""
     writer = ShardWriter(out, "train", config.crop_px, config.shard_size)
     rows, scales, missing = [], Counter(), 0
-    workers = config.workers or cpu_count()
+    workers = workers or cpu_count()
     for result in ordered_map(bind(crop_image, config), train_jobs(labels, train_dir), workers):
         if result.error is not None:
             log.handle(result.error)
@@ -93,7 +93,7 @@ def build_train(labels: pd.DataFrame, train_dir: Path, out: Path, config: CropsC
     return index, stats
 
 
-def build_test(test_dir: Path, out: Path, config: CropsConfig, log: SkipLog) -> pd.DataFrame:
+def build_test(test_dir: Path, out: Path, config: CropsConfig, log: SkipLog, workers: int = 0) -> pd.DataFrame:
     """Pad, resize, store and index every ``test/*.jpg`` in sorted file order.
 
     A bad test crop is handed to ``log`` with its reason prefixed ``test_``
@@ -105,7 +105,7 @@ def build_test(test_dir: Path, out: Path, config: CropsConfig, log: SkipLog) -> 
     paths = sorted(test_dir.glob("*.jpg"))
     writer = ShardWriter(out, "test", config.crop_px, config.shard_size)
     ids = []
-    workers = config.workers or cpu_count()
+    workers = workers or cpu_count()
     for path, (crop, error) in zip(paths, ordered_map(
             bind(crop_test_image, config), [str(p) for p in paths], workers)):
         if error is not None:  # counted apart: its idx will be missing from the submission
@@ -147,7 +147,7 @@ def crop_metrics(index: pd.DataFrame, test: pd.DataFrame, stats: dict) -> dict:
 
 
 def build_crops(raw_dir: str | Path, labels: pd.DataFrame, out: str | Path,
-                config: CropsConfig, log: SkipLog) -> dict:
+                config: CropsConfig, log: SkipLog, workers: int = 0) -> tuple[dict, dict]:
     """The crops stage: ``out`` is replaced atomically by train/test shards and indexes.
 
     Args:
@@ -156,16 +156,18 @@ def build_crops(raw_dir: str | Path, labels: pd.DataFrame, out: str | Path,
         out: the crops directory to (re)create.
         config: the ``crops`` params.
         log: the error policy; bad images are skipped or raised through it.
+        workers: decoding processes (0 = one per CPU); the crops are the same for any number.
 
     Returns:
-        the metrics (counts, skipped, seconds, decode mode, output size, peak RSS).
+        the metrics (counts, skipped, decode mode, output size: the same on every run) and
+        the timing (seconds, workers, peak RSS: the machine's, kept apart from the metrics).
     """
     raw_dir, start = Path(raw_dir), time.perf_counter()
     labels = check_labels(labels)
     with atomic_directory(out) as tmp:
-        index, stats = build_train(labels, raw_dir / "train", tmp, config, log)
+        index, stats = build_train(labels, raw_dir / "train", tmp, config, log, workers)
         train_seconds = time.perf_counter() - start
-        test = build_test(raw_dir / "test", tmp, config, log)
+        test = build_test(raw_dir / "test", tmp, config, log, workers)
         write_yaml(tmp / "crops.yaml", to_dict(config))
         output_bytes = sum(p.stat().st_size for p in tmp.iterdir())
     images = {p.stem for p in (raw_dir / "train").glob("*.jpg")}
@@ -174,10 +176,9 @@ def build_crops(raw_dir: str | Path, labels: pd.DataFrame, out: str | Path,
         "images_without_labels": len(images - set(labels["image_id"])),
         "skipped": log.to_dict(),
         "decode": "draft" if config.draft else "full",
-        "workers": config.workers or cpu_count(),
-        "seconds": {"train": round(train_seconds, 2),
-                    "total": round(time.perf_counter() - start, 2)},
         "output_bytes": int(output_bytes),
-        "peak_rss_mb": peak_rss_mb(),
     })
-    return metrics
+    timing = {"workers": workers or cpu_count(),
+              "seconds": {"train": round(train_seconds, 2), "total": round(time.perf_counter() - start, 2)},
+              "peak_rss_mb": peak_rss_mb()}
+    return metrics, timing

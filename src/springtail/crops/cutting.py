@@ -34,12 +34,11 @@ class CropsConfig:
     n_folds: int  # validation folds, grouped by source image
     seed: int  # background sampling and fold assignment
     shard_size: int  # crops per .npy shard
-    workers: int  # decoding processes; 0 = one per CPU this process may use
     draft: bool  # decode JPEGs at 1/2..1/8 scale when every crop stays >= crop_px
 
     def __post_init__(self) -> None:
-        if self.crop_px < 8 or self.shard_size < 1 or self.workers < 0:
-            raise ValueError("crops needs crop_px >= 8, shard_size >= 1, workers >= 0")
+        if self.crop_px < 8 or self.shard_size < 1:
+            raise ValueError("crops needs crop_px >= 8, shard_size >= 1")
         if self.margin < 0 or self.background_per_image < 0:
             raise ValueError("crops.margin and background_per_image must be >= 0")
         if not 0.0 <= self.background_iou_max < 1.0:

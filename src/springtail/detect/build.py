@@ -32,7 +32,7 @@ class Detections:
 
 
 def detect_validation(train_dir: Path, labels_path: Path, crops: Path, val_fold: int, val: pd.DataFrame,
-                      pipeline: TrainedPipeline, scorer: BoxScorer, log: SkipLog) -> Detections:
+                      pipeline: TrainedPipeline, scorer: BoxScorer, log: SkipLog, workers: int = 0) -> Detections:
     """Detect on the validation fold's photos and score against the boxes of labels.csv;
     fit the species totals' calibration there (with ``val``: the ensemble's out-of-fold
     validation table). An unreadable photo goes to ``log`` (the ``data.on_error`` policy)."""
@@ -41,7 +41,7 @@ def detect_validation(train_dir: Path, labels_path: Path, crops: Path, val_fold:
     candidates, truth, names = [], [], []
     started = time.perf_counter()
     paths = [train_dir / f"{photo}.jpg" for photo in photos]
-    for (path, result), photo in zip(detect_photos(paths, pipeline, scorer, scorer.config.workers or cpu_count()),
+    for (path, result), photo in zip(detect_photos(paths, pipeline, scorer, workers or cpu_count()),
                                      photos):
         if isinstance(result, DataError):
             log.handle(result)

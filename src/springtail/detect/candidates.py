@@ -48,7 +48,6 @@ class DetectConfig:
     scorer_depth: int  # depth of its trees
     scorer_learning_rate: float
     seed: int
-    workers: int  # processes finding the proposals of photos; 0 = one per CPU this process may use
 
     def __post_init__(self) -> None:
         if self.decode_factor not in (1, 2, 4, 8):
@@ -59,8 +58,8 @@ class DetectConfig:
                              f"(one proposal setting each), got {[list(s) for s in settings]}")
         if self.smoothing <= 0 or min(self.thresholds) <= 0 or min(self.closings) < 0 or min(self.openings) < 0:
             raise ValueError("detect needs smoothing > 0, thresholds > 0, closings >= 0 and openings >= 0")
-        if self.max_candidates < 1 or self.scorer_trees < 1 or self.scorer_depth < 1 or self.workers < 0:
-            raise ValueError("detect needs max_candidates, scorer_trees, scorer_depth >= 1 and workers >= 0")
+        if self.max_candidates < 1 or self.scorer_trees < 1 or self.scorer_depth < 1:
+            raise ValueError("detect needs max_candidates, scorer_trees, scorer_depth >= 1")
         for key in ("min_area_quantile", "nms_iou", "min_score", "iou", "scorer_learning_rate"):
             if getattr(self, key) is not None and not 0 <= getattr(self, key) <= 1:
                 raise ValueError(f"detect.{key} must lie in [0, 1], got {getattr(self, key)}")

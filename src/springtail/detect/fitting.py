@@ -14,11 +14,11 @@ from springtail.detect.scorer import BoxScorer, annotated_count, fit_scorer, sum
 
 
 def train_detector(train_dir: Path, labels_path: Path, crops: Path, val_fold: int, config: DetectConfig,
-                   log: SkipLog) -> tuple[BoxScorer, dict, dict]:
+                   log: SkipLog, workers: int = 0) -> tuple[BoxScorer, dict, dict]:
     """Fit the proposal scorer on the training folds' photos (the smallest springtail
     learned from their boxes); an unreadable photo goes to ``log``. Returns the scorer, a
     summary of what it was fitted on (proposals, their recall per setting, the threshold)
-    and the wall-clock seconds (kept apart: they change on every run)."""
+    and the wall-clock seconds (``workers``: proposal processes, 0 = one per CPU) (kept apart: they change on every run)."""
     labels = pd.read_csv(labels_path, dtype={"image_id": str})
     _, training = fold_photos(crops, val_fold)
     min_area = min_box_area(training_box_areas(labels, training), config)
@@ -26,7 +26,7 @@ def train_detector(train_dir: Path, labels_path: Path, crops: Path, val_fold: in
     rows = labels[labels["image_id"].isin(training)].groupby("image_id")
     photos = [(str(train_dir / f"{photo}.jpg"), rows.get_group(photo) if photo in rows.groups else labels.iloc[:0])
               for photo in training]
-    scorer, table = fit_scorer(photos, config, min_area, log)
+    scorer, table = fit_scorer(photos, config, min_area, log, workers)
     fitted = summary(table, annotated_count(photos), config)
     fitted |= {"min_area": round(min_area, 6), "min_score_out_of_fold": scorer.chosen_score,
                "min_score": scorer.min_score, "skipped": log.to_dict()}

@@ -155,14 +155,14 @@ def proposals_or_error(path: str | Path, config: DetectConfig,
 
 
 def fit_scorer(photos: list[tuple[str, pd.DataFrame]], config: DetectConfig, min_area: float,
-               log: SkipLog) -> tuple[BoxScorer, pd.DataFrame]:
+               log: SkipLog, workers: int = 0) -> tuple[BoxScorer, pd.DataFrame]:
     """Fit the scorer on the proposals of ``photos`` ((path, its annotated boxes: YOLO rows
     xc, yc, w, h) per photo); an unreadable photo goes to ``log``. Returns the scorer and
     the labelled proposals (photo, box, setting, FEATURES, target: the best IoU, nearest:
     that box's row). The proposals are found in worker processes (numpy only); their IoUs
     are computed here, once the workers are done."""
     work = functools.partial(proposals_or_error, config=config, min_area=min_area)
-    found = list(ordered_map(work, [path for path, _ in photos], config.workers or cpu_count()))
+    found = list(ordered_map(work, [path for path, _ in photos], workers or cpu_count()))
     labelled = []
     for (path, rows), result in zip(photos, found):
         if isinstance(result, DataError):

@@ -114,13 +114,15 @@ class CnnXgbClassifier(BaseEstimator):
         return TimmClassifier(net, self.train, self.img_size, self.name)
 
     def fit(self, X: np.ndarray, y: np.ndarray, *, soft_targets: np.ndarray | None = None,
-            eval_set: tuple[np.ndarray, np.ndarray] | None = None, on_epoch=None) -> CnnXgbClassifier:
+            eval_set: tuple[np.ndarray, np.ndarray] | None = None, on_epoch=None,
+            progress: bool = True) -> CnnXgbClassifier:
         """Fine-tune (or freeze) the CNN, then fit the trees; arguments as TimmClassifier.fit."""
         started = time.perf_counter()
         if self.config.pretrained is not False:  # frozen pretrained features
             self.cnn_ = self._cnn().frozen()
         else:
-            self.cnn_ = self._cnn().fit(X, y, soft_targets=soft_targets, eval_set=eval_set, on_epoch=on_epoch)
+            self.cnn_ = self._cnn().fit(X, y, soft_targets=soft_targets, eval_set=eval_set, on_epoch=on_epoch,
+                                        progress=progress)
         rows, labels, weights = expand_soft(self.cnn_.features(X)[0], y,
                                             soft_targets if self.train.soft_labels else None)
         if self.train.class_balanced:

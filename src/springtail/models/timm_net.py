@@ -185,7 +185,8 @@ class TimmClassifier(BaseEstimator):
                                self.train.channels_last, self.config.arch)
 
     def fit(self, X: np.ndarray, y: np.ndarray, *, soft_targets: np.ndarray | None = None,
-            eval_set: tuple[np.ndarray, np.ndarray] | None = None, on_epoch=None) -> TimmClassifier:
+            eval_set: tuple[np.ndarray, np.ndarray] | None = None, on_epoch=None,
+            progress: bool = True) -> TimmClassifier:
         """Train on uint8 crops ``X`` (N, S, S, 3) with labels ``y`` (N,).
 
         Args:
@@ -193,6 +194,7 @@ class TimmClassifier(BaseEstimator):
                 ``train.soft_labels`` is true.
             eval_set: (crops, labels) for early stopping on macro F1.
             on_epoch: callback receiving each epoch's metrics (e.g. a dvclive logger).
+            progress: a tqdm bar per epoch (changes nothing learned).
         """
         net, self.weights_ = self._build()
         if isinstance(self.config, HybridConfig):
@@ -206,7 +208,8 @@ class TimmClassifier(BaseEstimator):
             epochs=_or(self.config.epochs, self.train.epochs), lr=_or(self.config.lr, self.train.lr),
             runtime=self.runtime(), norm=self.norm_,
             slow=pretrained_names(net, self.weights_), slow_lr_scale=self.config.backbone_lr,
-            generator=torch.Generator().manual_seed(self.seed()), on_epoch=on_epoch, desc=self.name)
+            generator=torch.Generator().manual_seed(self.seed()), on_epoch=on_epoch, desc=self.name,
+            progress=progress)
         net.load_state_dict(self.result_.state)
         self.net_ = net
         self.classes_ = np.arange(N_CLASSES)

@@ -51,7 +51,6 @@ class TrainConfig:
     num_threads: int  # torch threads; 0 = one per CPU this process may use
     device: str  # auto | cpu | cuda
     nproc: int  # >1 launches torchrun with DistributedDataParallel
-    progress: bool  # tqdm bar on stderr
 
     def __post_init__(self) -> None:
         check_precision(self.precision, "train.precision")
@@ -262,6 +261,7 @@ def fit_network(
     generator: torch.Generator,
     on_epoch: Callable[[dict[str, float]], None] | None = None,
     desc: str = "train",
+    progress: bool = True,
     slow: frozenset[str] = frozenset(),
     slow_lr_scale: float = 1.0,
 ) -> FitResult:
@@ -272,6 +272,7 @@ def fit_network(
         val: (uint8 crops (M, 3, S, S), int labels (M,)) or None (train all epochs).
         generator: seeds the crop order (same on every rank) and the augmentation.
         on_epoch: called on the main process with each epoch's metrics.
+        progress: a tqdm bar per epoch on stderr (main process only).
         slow: names of parameters (pretrained ones) trained at ``lr * slow_lr_scale``.
     Returns:
         the best epoch's weights (by val macro F1; the last epoch's without ``val``)
@@ -285,7 +286,7 @@ def fit_network(
     for epoch in range(1, epochs + 1):
         order = distributed.shard(torch.randperm(len(images), generator=generator), rank, world)
         with tqdm(total=math.ceil(len(order) / loop.batch_size), desc=f"{desc} {epoch}/{epochs}",
-                  file=sys.stderr, leave=False, disable=not (cfg.progress and rank == 0)) as bar:
+                  file=sys.stderr, leave=False, disable=not (progress and rank == 0)) as bar:
             metrics, seconds, seen = _epoch(loop, net, order, aug, val, bar)
         metrics = {"epoch": epoch, **metrics}
         train_time, train_seen = train_time + seconds, train_seen + seen * world

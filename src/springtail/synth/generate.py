@@ -42,7 +42,6 @@ class SynthConfig:
     height: int
     test_background: float  # fraction of test crops that show background only (class 8)
     jpeg_quality: int
-    workers: int  # processes; 0 = one per CPU this process may use
 
     def __post_init__(self) -> None:
         if self.n_train < 1 or self.n_test < 1:
@@ -86,7 +85,7 @@ def _tables(train_rows: list[tuple[str, int, int]], tests: list[TestItem]) -> di
 
 
 def generate(cfg: SynthConfig, out: str | Path,
-             progress: Callable[[int, int], None] | None = None) -> Path:
+             progress: Callable[[int, int], None] | None = None, workers: int = 0) -> Path:
     """Write the synthetic data set described by ``cfg`` to the directory ``out``.
 
     An existing ``out`` is replaced only once the new data set is complete.
@@ -95,11 +94,12 @@ def generate(cfg: SynthConfig, out: str | Path,
         cfg: the resolved ``synthesize`` configuration.
         out: the output directory.
         progress: optional callback ``(done, total)`` over images and crops.
+        workers: processes (0 = one per CPU); the files are the same for any number.
 
     Returns:
         the output directory.
     """
-    workers = cfg.workers or cpu_count()
+    workers = workers or cpu_count()
     with atomic_directory(out) as tmp:
         (tmp / "train").mkdir()
         (tmp / "test").mkdir()
