@@ -15,7 +15,7 @@ from springtail.common.classes import N_CLASSES, PROB_COLUMNS
 from springtail.common.io import read_json
 from springtail.quantify import COLUMNS, SPECIES, Calibration, species_totals
 from springtail.quantify.calibration import species_probs
-from springtail.quantify.methods import cc, pacc
+from springtail.quantify.methods import cc, pacc, shrinkage_weight
 from springtail.quantify.totals import estimate
 
 K = len(SPECIES)
@@ -84,12 +84,55 @@ def test_interval_covers_the_total_and_widens_relatively_with_fewer_boxes(fitted
     assert (width(few) > 1.5 * width(many)).all()
 
 
+def test_shrinkage_weight_goes_to_cc_when_it_is_unbiased_and_to_pacc_when_it_is_not():
+    rng = np.random.default_rng(0)
+    noise = rng.normal(size=(400, 2))
+    pacc_errors = 3.0 * noise  # unbiased, noisy
+    unbiased_cc = 0.5 * rng.normal(size=(400, 2))  # CC: little noise of its own ...
+    biased_cc = unbiased_cc + np.array([0.0, 10.0])  # ... and for the second class a large bias
+    weight = shrinkage_weight(biased_cc, pacc_errors)
+    assert weight[0] > 0.9 and weight[1] < 0.2
+    assert ((weight >= 0) & (weight <= 1)).all()
+    assert shrinkage_weight(pacc_errors, pacc_errors).tolist() == [1.0, 1.0]  # the same errors: CC
+
+
+def test_composite_lies_between_cc_and_pacc(fitted):
+    probs, _ = simulate(SHIFTED, 150, seed=6)
+    species, replicate = species_probs(probs), fitted.replicate()
+    plain, corrected = estimate(species, "cc", replicate), estimate(species, "pacc", replicate)
+    table = species_totals(probs, np.zeros(len(probs)), fitted, method="composite", n_boot=60)
+    point = table["estimate"].to_numpy()
+    assert (np.minimum(plain, corrected) - 1e-9 <= point).all() and (point <= np.maximum(plain, corrected) + 1e-9).all()
+    assert not np.allclose(point, plain) and not np.allclose(point, corrected)  # neither end everywhere
+    assert (table["low"] <= table["estimate"]).all() and (table["estimate"] <= table["high"]).all()
+
+
+def test_no_empty_interval_for_a_species_whose_boxes_were_seen(fitted):
+    absent = np.append(SHIFTED[:-1], 0.0) / SHIFTED[:-1].sum()
+    probs, _ = simulate(absent, 200, seed=9)
+    rare = K - 1  # none in the sample, but boxes misnamed as it: PACC puts it at 0 here
+    species, replicate = species_probs(probs), fitted.replicate()
+    seen = np.flatnonzero(species.argmax(axis=1) == rare)
+    assert len(seen) and estimate(species, "pacc", replicate)[rare] == 0  # the case to guard against
+    photos = np.arange(len(probs)) // 4
+    table = species_totals(probs, photos, fitted, method="composite", n_boot=60)
+    plain = species_totals(probs, photos, fitted, method="cc", n_boot=60)  # the same simulated samples
+    assert table["cc"][rare] == len(seen) and table["high"][rare] > 0
+    assert (table["low"] <= plain["low"]).all() and (plain["high"] <= table["high"]).all()  # contains CC's
+    assert species_totals(probs, photos, fitted, method="composite", n_boot=60, interval="photos")["high"][rare] > 0
+
+
+def test_composite_cannot_be_estimated_without_its_replicates(fitted):
+    with pytest.raises(ValueError, match="composite needs species_totals"):
+        estimate(np.full((2, K), 1 / K), "composite", fitted.replicate())
+
+
 def test_detector_correction_scales_the_totals():
     cal = calibration(detector=True)  # 100 annotated, 100 accepted, 90 matched: factor 1
     assert cal.recall == pytest.approx(0.9) and cal.precision == pytest.approx(0.9)
     probs, _ = simulate(SHIFTED, 300, seed=4)
-    table = species_totals(probs, np.zeros(300), cal, n_boot=50)
-    assert table["estimate"].sum() == pytest.approx(300.0)
+    table = species_totals(probs, np.zeros(300), cal, method="pacc", n_boot=50)
+    assert table["estimate"].sum() == pytest.approx(300.0)  # the composite's weights differ by species
     assert len(cal.false_probs) == 10
 
 
@@ -131,7 +174,7 @@ def test_save_load_round_trip_is_exact(tmp_path):
     ({"box_probs": -np.ones((3, 9))}, r"box_probs: row 0 holds a negative"),
     ({"box_probs": np.eye(9)[[8, 8]]}, r"box_probs: row 0 gives no species"),
     ({"photo_ids": ["a"]}, r"photo_ids: one per box expected, got 1 for 3 boxes"),
-    ({"method": "acc"}, r"method: expected one of cc, pacc, emq, got 'acc'"),
+    ({"method": "acc"}, r"method: expected one of cc, pacc, emq, composite, got 'acc'"),
     ({"interval": "wald"}, r"interval: expected one of measurement, photos"),
     ({"level": 90}, r"level: expected a coverage in \(0, 1\), got 90"),
     ({"n_boot": 5}, r"n_boot: expected at least 20"),

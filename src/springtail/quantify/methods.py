@@ -107,3 +107,16 @@ def apply_bcts(probs: np.ndarray, params: np.ndarray) -> np.ndarray:
     z -= z.max(axis=1, keepdims=True)
     p = np.exp(z)
     return p / p.sum(axis=1, keepdims=True)
+
+
+def shrinkage_weight(cc_errors: np.ndarray, pacc_errors: np.ndarray) -> np.ndarray:
+    """(K,) weight ``w`` in [0, 1] of CC in ``PACC + w (CC - PACC)`` that minimises the mean
+    squared error over the (B, K) errors of CC and PACC on the same B simulated samples:
+    ``w = -mean(e_pacc d) / mean(d^2)``, ``d = e_cc - e_pacc``. The correction is trusted in
+    proportion to how much its own noise (PACC's variance, which CC does not share) is
+    smaller than the bias it removes (CC's, in ``mean(d^2)``); 1 (CC) when both agree on
+    every sample."""
+    diff = cc_errors - pacc_errors
+    spread = (diff * diff).mean(axis=0)
+    weight = np.divide(-(pacc_errors * diff).mean(axis=0), spread, out=np.ones(diff.shape[1]), where=spread > 0)
+    return np.clip(weight, 0.0, 1.0)
