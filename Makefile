@@ -1,25 +1,38 @@
 # The two commands of the README: `make repro` (the pipeline) and `make test`.
 PYTHON ?= python3.11
+# The interpreter itself, not a virtual environment's (which has no pip): it creates the
+# environment and bootstraps uv into it.
+BASE_PYTHON := $(shell $(PYTHON) -c 'import os, sys; print(os.path.join(sys.base_prefix, "bin", "python3"))')
 VENV ?= .venv
 BIN := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: env repro test bench docs docs-build plots-template clean-env
+.PHONY: env lock repro test bench docs docs-build plots-template clean-env
 
-# The environment is rebuilt when pyproject.toml changes. uv (pinned, installed by pip into the
-# environment) installs the packages: 23 s instead of pip's 66 s on 2 cores, most of it unpacking
-# torch's 4.3 GB of CUDA libraries, which come with torch 2.14.1 even on CPU machines. Bytecode is
-# compiled once here, on every core, since with PYTHONDONTWRITEBYTECODE=1 each stage would compile
-# its imports again; the packages' own test folders (a quarter of the files, never imported) are
-# left out. A few files of some packages are not meant to compile (templates, Python 2 examples):
-# ignored, as pip ignores them.
+# The environment is exactly uv.lock: every package (about 150 on Linux) at the version and
+# with the sha256 the lock records, nothing else (`uv sync --frozen` removes what the lock does
+# not name). It is rebuilt when uv.lock changes; `make lock` refreshes the lock after an edit of
+# pyproject.toml, and rewrites stages/numeric.txt, the versions of the numeric packages that the
+# computing stages depend on (so that they re-run when one changes). uv itself is pinned in the
+# lock; the first time, the system's pip bootstraps that same version (the environment has no pip). Installing takes about 25 s on 2 cores,
+# most of it unpacking torch's 4.3 GB of CUDA libraries, which come with torch 2.14.1 even on
+# CPU machines. Bytecode is compiled once here, on every core, since with
+# PYTHONDONTWRITEBYTECODE=1 each stage would compile its imports again; the packages' own test
+# folders (a quarter of the files, never imported) are left out. A few files of some packages
+# are not meant to compile (templates, Python 2 examples): ignored, as pip ignores them.
 UV_VERSION := 0.13.9
-$(VENV)/.installed: pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet 'uv==$(UV_VERSION)'
-	$(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[dev,docs]'
+export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
+$(VENV)/.installed: uv.lock
+	test -x $(BIN)/python || $(BASE_PYTHON) -m venv --without-pip $(VENV)
+	test -x $(BIN)/uv || $(BASE_PYTHON) -m pip --python $(BIN)/python install --quiet 'uv==$(UV_VERSION)'
+	$(BIN)/uv sync --quiet --frozen --all-extras --python $(BIN)/python
 	$(BIN)/python -m compileall -q -j 0 -x '/tests?/' $(VENV)/lib > /dev/null 2>&1 || true
 	touch $@
+
+# After an edit of pyproject.toml's dependencies: resolve again, then `make env`.
+lock:
+	$(BIN)/uv lock
+	$(BIN)/python -m benchmarks.numeric --update
 
 env: $(VENV)/.installed
 
