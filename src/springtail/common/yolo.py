@@ -30,6 +30,7 @@ What the parser accepts, and why:
 
 from __future__ import annotations
 
+import codecs
 import math
 import re
 from dataclasses import dataclass
@@ -166,13 +167,17 @@ def parse_line(line: str, path: str | Path = "<string>", line_no: int = 1) -> Bo
     return Box(votes, project, xc, yc, w, h, line_no)
 
 
+BOM = codecs.BOM_UTF8
+
+
 def decode_text(data: bytes, path: str | Path) -> str:
     """Decode an annotation file: UTF-8 (a BOM is dropped), else a clear error."""
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as err:
-        before = split_lines(data[: err.start].decode("utf-8-sig"))
-        bad = data[err.start: err.end]
+        start = err.start + (len(BOM) if data.startswith(BOM) else 0)  # utf-8-sig counts after its BOM
+        before = split_lines(data[:start].decode("utf-8-sig"))
+        bad = data[start: start + err.end - err.start]
         raise AnnotationError(
             path, len(before),
             f"not valid UTF-8: byte(s) {bad!r} at column {len(before[-1]) + 1} (expected UTF-8 "
