@@ -3,6 +3,7 @@ headless Chromium to render pages offline."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
@@ -89,14 +90,56 @@ def copy_repo(dest: Path, params: str = "params.tiny.yaml") -> Path:
     return dest
 
 
-@pytest.fixture(scope="session")
-def tiny_repo(tmp_path_factory) -> Path:
-    """A copy of the repository on the tiny params after one full ``dvc repro``, committed."""
-    repo = copy_repo(tmp_path_factory.mktemp("tiny") / "repo")
+def build_tiny_run(repo: Path) -> Path:
+    """A copy of the repository in ``repo`` on the tiny params after one full ``dvc repro``, committed."""
+    copy_repo(repo)
     run(["dvc", "repro"], repo, timeout=900)
     run(["git", "add", "-A"], repo)
     run(["git", "commit", "-qm", "tiny run"], repo)
     return repo
+
+
+def shared_tiny_run(shared: Path) -> Path:
+    """The tiny run of this session's xdist workers, in their common folder ``shared``: made
+    by the first worker that asks, while the others wait on the lock. A failed run is not
+    made again by each worker: they all fail with its message."""
+    shared.mkdir(exist_ok=True)
+    done, failed = shared / "done", shared / "failed"
+    with open(shared / "lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, or the process dies
+        if failed.exists():
+            pytest.fail(f"the tiny run failed in another worker:\n{failed.read_text()}")
+        if not done.exists():
+            try:
+                build_tiny_run(shared / "repo")
+            except BaseException as err:
+                failed.write_text(str(err))
+                raise
+            done.touch()
+    return shared / "repo"
+
+
+@pytest.fixture(scope="session")
+def tiny_repo(tmp_path_factory) -> Path:
+    """A copy of the repository on the tiny params after one full ``dvc repro``, committed.
+
+    Under xdist the run is made once per session (:func:`shared_tiny_run`) and each worker
+    gets its own copy: its tests may change it (a forced rerun, a queued experiment) in
+    the order of a one-process session, never under another worker's feet.
+    """
+    if os.environ.get("PYTEST_XDIST_WORKER") is None:
+        return build_tiny_run(tmp_path_factory.mktemp("tiny") / "repo")
+    shared = shared_tiny_run(tmp_path_factory.getbasetemp().parent / "tiny-run")
+    repo = tmp_path_factory.mktemp("tiny") / "repo"
+    shutil.copytree(shared, repo, symlinks=True)
+    return repo
+
+
+def pytest_collection_modifyitems(config, items):
+    """The modules that use the tiny run go first, in their own order: under xdist its one
+    build starts at once instead of after the fast tests (the others fill the end)."""
+    tiny = {item.nodeid.split("::")[0] for item in items if "tiny_repo" in item.fixturenames}
+    items.sort(key=lambda item: item.nodeid.split("::")[0] not in tiny)  # stable
 
 
 @pytest.fixture(scope="session")
