@@ -135,11 +135,28 @@ def tiny_repo(tmp_path_factory) -> Path:
     return repo
 
 
+@pytest.fixture
+def tiny_repo_copy(tiny_repo, tmp_path) -> Path:
+    """A copy of the tiny run for this test alone, to change at will."""
+    repo = tmp_path / "tiny"
+    shutil.copytree(tiny_repo, repo, symlinks=True)
+    return repo
+
+
+# The module with the most work on the tiny run: a second full run, forced.
+LONGEST_ON_TINY_RUN = "tests/test_reproducible.py"
+
+
 def pytest_collection_modifyitems(config, items):
-    """The modules that use the tiny run go first, in their own order: under xdist its one
-    build starts at once instead of after the fast tests (the others fill the end)."""
-    tiny = {item.nodeid.split("::")[0] for item in items if "tiny_repo" in item.fixturenames}
-    items.sort(key=lambda item: item.nodeid.split("::")[0] not in tiny)  # stable
+    """Order the modules (xdist's units of work under ``--dist loadscope``) so that the one tiny
+    run starts at once and no worker waits for it: first the module with the most work on it
+    (its worker makes the run), then the modules without it (the other workers run them
+    meanwhile), then the other modules of the tiny run. Within a module, the order stays."""
+    def module(item) -> str:
+        return item.nodeid.split("::")[0]
+
+    tiny = {module(item) for item in items if "tiny_repo" in item.fixturenames}
+    items.sort(key=lambda item: 0 if module(item) == LONGEST_ON_TINY_RUN else 2 if module(item) in tiny else 1)
 
 
 @pytest.fixture(scope="session")
