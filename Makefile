@@ -39,8 +39,12 @@ env: $(VENV)/.installed
 repro: env
 	$(BIN)/dvc repro
 
+# One pytest-xdist worker per core this process may use; a module's tests stay on one worker (its
+# fixtures are made once) and the tiny pipeline run is made once for all workers, each testing its
+# own copy (tests/conftest.py). The fast loop: `.venv/bin/python -m pytest -q -m "not slow" -n 2`.
+TEST_WORKERS ?= $(shell nproc)
 test: env
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder
 
 # Speed of the hot paths on this machine; the last line printed is JSON (see benchmarks/bench.py).
 bench: env

@@ -33,6 +33,8 @@ Prints the machine, a table, and as its last line one JSON object. Keys:
   ``noop_repro_s``, ``incremental_s``, ``incremental_stages`` (those that ran;
   ``incremental_allowed``: ensemble and its downstream stages in dvc's graph):
   ``dvc repro`` in a tiny copy of the repository.
+- ``skipped``: section -> reason, for any section whose inputs are absent (``detect`` in a
+  checkout that has not run the pipeline); a skip is not a failure.
 - ``errors``: section -> message, for any section that failed (exit status 1).
 
 Ratios are measured side by side in one process (same crops, same threads), the
@@ -55,6 +57,7 @@ import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 import traceback  # noqa: E402
+from dataclasses import dataclass, field  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -73,6 +76,7 @@ TIE = 0.03  # auto's pick counts as the fastest within this fraction of it (step
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--params", type=Path, default=REPO / "params.yaml")
+    parser.add_argument("--repo", type=Path, default=REPO, help="checkout whose pipeline outputs detect reads")
     parser.add_argument("--models", nargs="*", help="models to time (default: params.yaml's list)")
     parser.add_argument("--steps", type=int, default=12,
                         help="timed training steps of each loop (pipeline and naive alternate)")
@@ -169,16 +173,77 @@ def bench_model(name: str, params: dict, crops: np.ndarray, labels: np.ndarray,
     return row
 
 
-def run_section(name: str, fn, out: dict, errors: dict, seconds: dict) -> None:
-    """Run one section; a failure is recorded (and printed) instead of ending the run."""
+class Skipped(Exception):
+    """A section whose inputs are absent: reported with the reason, not as a failure."""
+
+
+def needs_outputs(load):
+    """``load()``, a section reading the pipeline's outputs; a missing one skips the section.
+
+    The project's loaders name the missing path first (``<path>: missing (...)``)."""
+    try:
+        return load()
+    except FileNotFoundError as err:
+        missing = err.filename or str(err).split(": missing")[0]
+        raise Skipped(f"no pipeline outputs: run `make repro` first: {missing}") from None
+
+
+@dataclass
+class Outcome:
+    """How the sections went: section -> message / reason / seconds."""
+
+    errors: dict[str, str] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def run_section(name: str, fn, outcome: Outcome) -> None:
+    """Run one section; a failure is recorded (and printed) instead of ending the run,
+    absent inputs (:class:`Skipped`) are one line."""
     tick = time.perf_counter()
     try:
         fn()
+    except Skipped as skip:
+        outcome.skipped[name] = str(skip)
+        print(f"bench: {name}: skipped ({skip})", file=sys.stderr, flush=True)
+        return
     except Exception as err:  # noqa: BLE001 - every failure is reported in the JSON and the exit status
-        errors[name] = f"{type(err).__name__}: {err}"[:2000]
+        outcome.errors[name] = f"{type(err).__name__}: {err}"[:2000]
         traceback.print_exc(file=sys.stderr)
-    seconds[name] = round(time.perf_counter() - tick, 1)
-    print(f"bench: {name} done in {seconds[name]:.0f} s", file=sys.stderr, flush=True)
+    outcome.seconds[name] = round(time.perf_counter() - tick, 1)
+    print(f"bench: {name} done in {outcome.seconds[name]:.0f} s", file=sys.stderr, flush=True)
+
+
+def run_sections(args: argparse.Namespace, params: dict, models: list[str], workdir: Path, out: dict) -> Outcome:
+    """Every section not in ``args.skip``, in order, filling ``out``."""
+    outcome, state = Outcome(), {}
+    if "matmul" not in args.skip:
+        run_section("matmul", lambda: out.update(bench_matmul()), outcome)
+
+    def crops_section() -> None:
+        raw = raw_images(params, workdir, args, out)
+        jobs = data.crop_jobs(raw, params, args.crop_images)
+        metrics, state["crops"], state["labels"] = data.time_crops(jobs, params)
+        if "crops" not in args.skip:
+            out.update(metrics)
+
+    if not {"synth", "crops", "models"} <= set(args.skip):
+        run_section("data", crops_section, outcome)
+    if "models" not in args.skip and "crops" in state:
+        peak = max(out.get("matmul_gflops_fp32") or 0, out.get("matmul_gflops_bf16") or 0) or None
+        for name in models:
+            run_section(name, lambda: out.update({name: bench_model(
+                name, params, state["crops"], state["labels"], workdir / "jpeg", args, peak)}), outcome)
+
+    def detect_section() -> None:
+        loaded = needs_outputs(lambda: detect.load_detector(args.repo, args.params, args.detect_photos))
+        out.update(detect.bench_detect(*loaded))
+
+    if "detect" not in args.skip:
+        run_section("detect", detect_section, outcome)
+    if "repro" not in args.skip:
+        run_section("repro", lambda: repro.bench_repro(workdir / "tiny", args.repro_timeout, out), outcome)
+    return outcome
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -189,41 +254,16 @@ def main(argv: list[str] | None = None) -> int:
     models = args.models if args.models is not None else list(params["models"])
     started = time.perf_counter()
     out: dict = {"machine": machine.machine_info(), "load_avg_start": machine.load_average()}
-    errors: dict[str, str] = {}
-    seconds: dict[str, float] = {}
-    state: dict = {}
     with tempfile.TemporaryDirectory(prefix="springtail-bench-") as tmp:
-        workdir = Path(tmp)
-        if "matmul" not in args.skip:
-            run_section("matmul", lambda: out.update(bench_matmul()), out, errors, seconds)
-
-        def crops_section() -> None:
-            raw = raw_images(params, workdir, args, out)
-            jobs = data.crop_jobs(raw, params, args.crop_images)
-            metrics, state["crops"], state["labels"] = data.time_crops(jobs, params)
-            if "crops" not in args.skip:
-                out.update(metrics)
-
-        run_section("data", crops_section, out, errors, seconds)
-        if "models" not in args.skip and "crops" in state:
-            peak = max(out.get("matmul_gflops_fp32") or 0, out.get("matmul_gflops_bf16") or 0) or None
-            for name in models:
-                run_section(name, lambda: out.update({name: bench_model(
-                    name, params, state["crops"], state["labels"], workdir / "jpeg", args, peak)}),
-                    out, errors, seconds)
-        if "detect" not in args.skip:
-            run_section("detect", lambda: out.update(detect.bench_detect(REPO, args.params, args.detect_photos)),
-                        out, errors, seconds)
-        if "repro" not in args.skip:
-            run_section("repro", lambda: repro.bench_repro(workdir / "tiny", args.repro_timeout, out),
-                        out, errors, seconds)
+        outcome = run_sections(args, params, models, Path(tmp), out)
     out["load_avg_end"] = machine.load_average()
-    out["section_s"] = seconds
+    out["section_s"] = outcome.seconds
     out["bench_s"] = round(time.perf_counter() - started, 1)
-    out["errors"] = errors
+    out["skipped"] = outcome.skipped
+    out["errors"] = outcome.errors
     print(render(out, models))
     print(json.dumps(out, default=_plain))
-    return 1 if errors else 0
+    return 1 if outcome.errors else 0
 
 
 def _plain(value):

@@ -14,9 +14,9 @@ from springtail.common.decode import image_size
 from springtail.detect.photos import detect_photo
 
 
-def bench_detect(repo: Path, params_path: Path, photos: int) -> dict:
-    """Median and worst seconds per photo over the first ``photos`` training photos of
-    ``data.raw_dir`` (one untimed photo first), with the pipeline under ``repo``.
+def load_detector(repo: Path, params_path: Path, photos: int) -> tuple[TrainedPipeline, BoxScorer, list[Path]]:
+    """The trained pipeline and detector under ``repo``, and the first ``photos`` + 1 training
+    photos of ``data.raw_dir`` (one to warm up).
 
     Raises:
         FileNotFoundError: the pipeline has not run (names the missing output).
@@ -26,7 +26,12 @@ def bench_detect(repo: Path, params_path: Path, photos: int) -> dict:
     raw = repo / load_params(params_path)["data"]["raw_dir"] / "train"
     paths = sorted(raw.glob("*.jpg"))[:photos + 1]
     if len(paths) < 2:
-        raise FileNotFoundError(f"{raw}: fewer than 2 photos to time")
+        raise FileNotFoundError(f"{raw}: missing (fewer than 2 photos to time)")
+    return pipeline, scorer, paths
+
+
+def bench_detect(pipeline: TrainedPipeline, scorer: BoxScorer, paths: list[Path]) -> dict:
+    """Median and worst seconds per photo over ``paths[1:]`` (``paths[0]`` untimed first)."""
     detect_photo(paths[0], pipeline, scorer)  # warm-up: first-call allocations
     seconds, boxes = [], 0
     for path in paths[1:]:

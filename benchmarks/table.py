@@ -119,6 +119,8 @@ def render(out: dict, models: list[str]) -> str:
                      f"allowed {', '.join(out['incremental_allowed'])})")
         lines.append(f"          incremental per stage (s, dvc's own work included): {out['incremental_stage_s']}")
     lines += ["", *verdicts(out, models)]
+    for name, reason in out.get("skipped", {}).items():
+        lines.append(f"{name}: skipped ({reason})"[:240])
     for name, message in out.get("errors", {}).items():
         lines.append(f"ERROR {name}: {message.splitlines()[0][:200]}")
     lines.append(f"sections (s): {out.get('section_s')}   total {out.get('bench_s')} s")

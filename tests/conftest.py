@@ -3,6 +3,7 @@ headless Chromium to render pages offline."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
@@ -89,14 +90,73 @@ def copy_repo(dest: Path, params: str = "params.tiny.yaml") -> Path:
     return dest
 
 
-@pytest.fixture(scope="session")
-def tiny_repo(tmp_path_factory) -> Path:
-    """A copy of the repository on the tiny params after one full ``dvc repro``, committed."""
-    repo = copy_repo(tmp_path_factory.mktemp("tiny") / "repo")
+def build_tiny_run(repo: Path) -> Path:
+    """A copy of the repository in ``repo`` on the tiny params after one full ``dvc repro``, committed."""
+    copy_repo(repo)
     run(["dvc", "repro"], repo, timeout=900)
     run(["git", "add", "-A"], repo)
     run(["git", "commit", "-qm", "tiny run"], repo)
     return repo
+
+
+def shared_tiny_run(shared: Path) -> Path:
+    """The tiny run of this session's xdist workers, in their common folder ``shared``: made
+    by the first worker that asks, while the others wait on the lock. A failed run is not
+    made again by each worker: they all fail with its message."""
+    shared.mkdir(exist_ok=True)
+    done, failed = shared / "done", shared / "failed"
+    with open(shared / "lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, or the process dies
+        if failed.exists():
+            pytest.fail(f"the tiny run failed in another worker:\n{failed.read_text()}")
+        if not done.exists():
+            try:
+                build_tiny_run(shared / "repo")
+            except BaseException as err:
+                failed.write_text(str(err))
+                raise
+            done.touch()
+    return shared / "repo"
+
+
+@pytest.fixture(scope="session")
+def tiny_repo(tmp_path_factory) -> Path:
+    """A copy of the repository on the tiny params after one full ``dvc repro``, committed.
+
+    Under xdist the run is made once per session (:func:`shared_tiny_run`) and each worker
+    gets its own copy: its tests may change it (a forced rerun, a queued experiment) in
+    the order of a one-process session, never under another worker's feet.
+    """
+    if os.environ.get("PYTEST_XDIST_WORKER") is None:
+        return build_tiny_run(tmp_path_factory.mktemp("tiny") / "repo")
+    shared = shared_tiny_run(tmp_path_factory.getbasetemp().parent / "tiny-run")
+    repo = tmp_path_factory.mktemp("tiny") / "repo"
+    shutil.copytree(shared, repo, symlinks=True)
+    return repo
+
+
+@pytest.fixture
+def tiny_repo_copy(tiny_repo, tmp_path) -> Path:
+    """A copy of the tiny run for this test alone, to change at will."""
+    repo = tmp_path / "tiny"
+    shutil.copytree(tiny_repo, repo, symlinks=True)
+    return repo
+
+
+# The module with the most work on the tiny run: a second full run, forced.
+LONGEST_ON_TINY_RUN = "tests/test_reproducible.py"
+
+
+def pytest_collection_modifyitems(config, items):
+    """Order the modules (xdist's units of work under ``--dist loadscope``) so that the one tiny
+    run starts at once and no worker waits for it: first the module with the most work on it
+    (its worker makes the run), then the modules without it (the other workers run them
+    meanwhile), then the other modules of the tiny run. Within a module, the order stays."""
+    def module(item) -> str:
+        return item.nodeid.split("::")[0]
+
+    tiny = {module(item) for item in items if "tiny_repo" in item.fixturenames}
+    items.sort(key=lambda item: 0 if module(item) == LONGEST_ON_TINY_RUN else 2 if module(item) in tiny else 1)
 
 
 @pytest.fixture(scope="session")

@@ -25,7 +25,7 @@ from corpus import (
     write_clean,
     write_params,
 )
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from springtail.common.policy import DataError, ErrorPolicy, SkipLog, TooManySkipped
@@ -294,6 +294,7 @@ def test_near_miss_lines_raise_nothing_but_annotation_errors(lines):
 @settings(max_examples=150, deadline=None)
 @given(st.lists(st.tuples(st.one_of(LINE, st.just(LINE_1)), SEPARATOR), max_size=6),
        st.binary(max_size=20))
+@example(lines=[("\ufeff", "\n")], junk=b"\x80")  # a BOM, then a bad byte on line 2
 def test_skip_accounts_for_every_line(tmp_path_factory, lines, junk):
     """Under skip each non-blank line is either a box or one counted record (an empty file is
     one record), and never anything but TooManySkipped past the limit."""

@@ -248,9 +248,9 @@ def test_detect_stage_metrics_in_the_tiny_run(tiny_repo):
 
 @pytest.mark.slow
 def test_detect_benchmark_times_whole_photos_of_the_tiny_run(tiny_repo):
-    from benchmarks.detect import bench_detect
+    from benchmarks.detect import bench_detect, load_detector
 
-    out = bench_detect(tiny_repo, tiny_repo / "params.yaml", 2)
+    out = bench_detect(*load_detector(tiny_repo, tiny_repo / "params.yaml", 2))
     assert out["detect_photos"] == 2 and out["detect_photo_px"] == "768x512"
     assert 0 < out["detect_s_per_photo"] <= out["detect_s_per_photo_max"]
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import run, tool_env
+from conftest import tool_env
 
 pytestmark = pytest.mark.slow
 
@@ -86,7 +86,8 @@ def explain(repo: Path, path: str, old: str, new: str) -> str:
     return "; ".join(lines) or path
 
 
-def test_forced_rerun_reproduces_every_output(tiny_repo):
+def test_forced_rerun_reproduces_every_output(tiny_repo_copy):
+    tiny_repo = tiny_repo_copy  # its own copy: the forced rerun rewrites every output
     lock_path = tiny_repo / "dvc.lock"
     first = yaml.safe_load(lock_path.read_text(encoding="utf-8"))
     metrics = {p: json.loads((tiny_repo / p).read_text(encoding="utf-8"))
@@ -94,28 +95,24 @@ def test_forced_rerun_reproduces_every_output(tiny_repo):
     # The copy's own sources, the ones dvc.lock hashed (not the checkout's, which the editable
     # install would otherwise import and which may have changed since the first run).
     env = {**tool_env(), "PYTHONPATH": str(tiny_repo / "src")}
-    try:
-        done = subprocess.run(["dvc", "repro", "--force"], cwd=tiny_repo, env=env,
-                              capture_output=True, text=True, timeout=900)
-        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-        second = yaml.safe_load(lock_path.read_text(encoding="utf-8"))
-        before, after = outs(first), outs(second)
-        assert set(before) == set(after)
-        changed = {key for key in before if before[key] != after[key]}
+    done = subprocess.run(["dvc", "repro", "--force"], cwd=tiny_repo, env=env,
+                          capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    second = yaml.safe_load(lock_path.read_text(encoding="utf-8"))
+    before, after = outs(first), outs(second)
+    assert set(before) == set(after)
+    changed = {key for key in before if before[key] != after[key]}
 
-        def timings_only(path: str) -> bool:  # a metrics file whose results are all equal
-            if path not in metrics:
-                return False
-            now = json.loads((tiny_repo / path).read_text(encoding="utf-8"))
-            return without_timings(metrics[path]) == without_timings(now)
+    def timings_only(path: str) -> bool:  # a metrics file whose results are all equal
+        if path not in metrics:
+            return False
+        now = json.loads((tiny_repo / path).read_text(encoding="utf-8"))
+        return without_timings(metrics[path]) == without_timings(now)
 
-        unexplained = sorted((stage, path) for stage, path in changed
-                             if not (path.startswith("metrics/timing/") and timings_only(path)))
-        assert not unexplained, "outputs differ between two runs:\n" + "\n".join(
-            f"{stage}: {explain(tiny_repo, path, before[(stage, path)], after[(stage, path)])}"
-            for stage, path in unexplained)
-        diff = subprocess.run(["dvc", "metrics", "diff"], cwd=tiny_repo, env=env, capture_output=True, text=True)
-        assert diff.returncode == 0 and diff.stdout.strip() == "", diff.stdout  # the committed run: nothing moved
-    finally:  # leave the session's repository as the other tests expect it
-        run(["git", "checkout", "--", "."], tiny_repo)
-        run(["dvc", "checkout", "--force"], tiny_repo)
+    unexplained = sorted((stage, path) for stage, path in changed
+                         if not (path.startswith("metrics/timing/") and timings_only(path)))
+    assert not unexplained, "outputs differ between two runs:\n" + "\n".join(
+        f"{stage}: {explain(tiny_repo, path, before[(stage, path)], after[(stage, path)])}"
+        for stage, path in unexplained)
+    diff = subprocess.run(["dvc", "metrics", "diff"], cwd=tiny_repo, env=env, capture_output=True, text=True)
+    assert diff.returncode == 0 and diff.stdout.strip() == "", diff.stdout  # the committed run: nothing moved

@@ -324,6 +324,17 @@ def validation_mask(index, val_fold: int) -> np.ndarray:
     return val
 
 
+def first_misaligned(found: np.ndarray, expected: np.ndarray) -> str:
+    """Where a table's (N,) crop_id column first departs from the store's, in CSV lines
+    (line 1 is the header): a one-row shift shows as one line off its crop_id."""
+    n = min(len(found), len(expected))
+    differ = np.flatnonzero(found[:n] != expected[:n])
+    if len(differ):
+        row = int(differ[0])
+        return f"line {row + 2} has crop_id {found[row]}, expected {expected[row]}"
+    return f"{len(found)} rows for {len(expected)} crops"
+
+
 def fit_inputs(images: np.ndarray, index, val_fold: int, targets=None) -> dict:
     """Keyword arguments of a classifier's ``fit`` from a crop store's training split.
 
@@ -340,8 +351,9 @@ def fit_inputs(images: np.ndarray, index, val_fold: int, targets=None) -> dict:
     if targets is None:
         targets = index
     elif not np.array_equal(targets["crop_id"].to_numpy(), index["crop_id"].to_numpy()):
-        raise ValueError(f"{targets.attrs.get('source', 'targets')}: its crop_id column is not the crop store's (0..{len(index) - 1} "
-                         f"in order): re-run the review stage")
+        raise ValueError(f"{targets.attrs.get('source', 'targets')}: its crop_id column is not the crop store's "
+                         f"({first_misaligned(targets['crop_id'].to_numpy(), index['crop_id'].to_numpy())}): one row per "
+                         f"crop is expected, crop_id 0..{len(index) - 1} in order; re-run the review stage")
     labels = targets["label"].to_numpy(dtype=int)
     soft = targets[list(PROB_COLUMNS)].to_numpy(dtype=np.float32)
     return {"X": images[~val], "y": labels[~val], "soft_targets": soft[~val],
