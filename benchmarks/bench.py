@@ -180,11 +180,11 @@ class Skipped(Exception):
 def needs_outputs(load):
     """``load()``, a section reading the pipeline's outputs; a missing one skips the section.
 
-    The project's loaders name the missing path first (``<path>: missing (...)``)."""
+    The project's loaders name the missing path first (``<path>: missing (...)``, ``<path>: no such ...``)."""
     try:
         return load()
     except FileNotFoundError as err:
-        missing = err.filename or str(err).split(": missing")[0]
+        missing = err.filename or str(err).split(": ")[0]
         raise Skipped(f"no pipeline outputs: run `make repro` first: {missing}") from None
 
 

@@ -19,7 +19,7 @@ def test_detect_without_pipeline_outputs_is_skipped_naming_the_missing_output(tm
     args = bench.parse_args(["--repo", str(tmp_path), "--skip", *HEAVY])
     out: dict = {}
     outcome = bench.run_sections(args, load_params(args.params), ["resnet"], tmp_path / "work", out)
-    missing = tmp_path / "data/processed/ensemble/weights.json"
+    missing = tmp_path / "models/springtail-model"
     assert outcome.errors == {} and out == {}
     assert outcome.skipped == {"detect": f"no pipeline outputs: run `make repro` first: {missing}"}
     assert "data" not in outcome.seconds  # nothing asked for the crops: the data section never ran

@@ -38,7 +38,7 @@ LEARNED, CHANCE = 0.7, 0.3  # macro F1 over 9 classes: chance is about 0.1 (1.0 
 
 # Tiny networks at 32 px, 10 epochs, the validation fold never choosing the epoch.
 TRAIN = params_config(TrainConfig, "train", epochs=10, batch_size=16, select_epoch="last", patience=0,
-                      ema_decay=0.0, progress=False, device="cpu", num_threads=1)
+                      ema_decay=0.0, device="cpu", num_threads=1)
 TINY = {
     "effnet": model_section("effnet", arch="test_efficientnet", pretrained=False, epochs=None),
     "vit_hybrid": model_section("vit_hybrid", arch="test_efficientnet", pretrained=False, epochs=None,
@@ -97,8 +97,8 @@ def crops(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("learning")
     labels = write_raw(root / "raw")
     config = params_config(CropsConfig, "crops", crop_px=CROP_PX, background_per_image=1.0, n_folds=2,
-                           workers=1, draft=False)
-    build_crops(root / "raw", labels, root / "crops", config, SkipLog(ErrorPolicy("fail", 0)))
+                           draft=False)
+    build_crops(root / "raw", labels, root / "crops", config, SkipLog(ErrorPolicy("fail", 0)), workers=1)
     return root / "crops"
 
 
@@ -108,7 +108,7 @@ def held_out_f1(name: str, crops: Path, targets: pd.DataFrame, path: Path) -> fl
     targets.to_csv(path, index=False)
     images, index = load_crops(crops, "train")
     inputs = fit_inputs(images, index, TRAIN.val_fold, read_targets(path))
-    model = create_model(name, TINY[name], TRAIN, CROP_PX).fit(**inputs)
+    model = create_model(name, TINY[name], TRAIN, CROP_PX).fit(**inputs, progress=False)
     X_val, y_val = inputs["eval_set"]
     return macro_f1(y_val, model.predict_proba(X_val).argmax(axis=1))
 
