@@ -389,7 +389,8 @@ def test_tiny_pipeline_report_renders(tiny_repo, chromium, tmp_path, capsys):
         html_path, plots = tmp_path / "report.html", tmp_path / "plots"
         run([sys.executable, "stages/report.py", "--crops", "data/processed/crops", "--labels",
              "data/interim/labels.csv", "--predictions", "data/processed/predictions", "--ensemble",
-             "data/processed/ensemble", "--models-dir", "models/members", "--out", str(html_path),
+             "data/processed/ensemble", "--models-dir", "models/members",
+             "--totals", "data/processed/detections/totals.csv", "--detect-metrics", "metrics/detect.json", "--out", str(html_path),
              "--plots", str(plots)], tiny_repo)
     models = yaml.safe_load((tiny_repo / "params.yaml").read_text())["models"]
     f1 = pd.read_csv(plots / "per_class_f1.csv")

@@ -80,3 +80,18 @@ def test_toggling_a_runtime_knob_re_runs_nothing(tiny_repo):
     finally:
         path.write_text(original)
     assert json.loads(run(["dvc", "status", "--json"], tiny_repo).stdout or "{}") == {}
+
+
+def test_the_measured_knobs_table_is_current_and_backs_the_runtime_section():
+    """docs/reliability.md's table is the render of benchmarks/results/knobs.json, where every
+    runtime knob left `dvc status` clean and the outputs identical, and a thread count did not."""
+    from benchmarks import knobs
+    from benchmarks.pages import between
+
+    data = json.loads((REPO / "benchmarks/results/knobs.json").read_text())
+    assert between((REPO / "docs/reliability.md").read_text(), "knobs") == knobs.render(data)
+    by_key = {k["key"]: k for k in data["knobs"]}
+    assert {f"runtime.{name}" for name in KNOB_NAMES} <= set(by_key)
+    for name in KNOB_NAMES:
+        assert by_key[f"runtime.{name}"]["dvc_status_clean"] and by_key[f"runtime.{name}"]["outputs_identical"]
+    assert not by_key["train.num_threads"]["dvc_status_clean"]

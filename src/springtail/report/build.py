@@ -249,7 +249,7 @@ def scores_section(data: ReportData, f1: pd.DataFrame, dist: pd.DataFrame) -> Se
     singles = data.weights.get("model_val_macro_f1") or {}
     items = [(f"{len(data.ensemble_val)}", "validation crops"), (f"{len(data.ensemble_test)}", "test crops"),
              (with_interval(data.ensemble_val),
-              f"ensemble macro F1 ({data.weights.get('method', '?')}, out of fold)")]
+              f"ensemble macro F1 ({data.weights.get('method', '?')}, nested out of fold)")]
     if singles:
         best = max(singles, key=singles.get)
         value = with_interval(data.vals[best]) if best in data.vals else f"{singles[best]:.3f}"
@@ -258,25 +258,27 @@ def scores_section(data: ReportData, f1: pd.DataFrame, dist: pd.DataFrame) -> Se
               + wide_table(f1, "model", "f1", ".2f", "#c6e6d2", top=1.0)
               + "</div><div><h3>Boxes and crops per class</h3>"
               + wide_table(dist, "stage", "count", "d", "#d2e3fc") + "</div></div>")
-    lead = ("Macro F1 over the nine classes on the validation fold; the ensemble's is out of "
-            "fold. In brackets, its 90 % bootstrap interval (validation photos resampled). "
+    lead = ("Macro F1 over the nine classes on the validation fold; the ensemble's is nested out "
+            "of fold (members chosen and combined on the other inner folds). In brackets, its 90 % bootstrap interval (validation photos resampled). "
             "Class counts follow the pipeline: the plurality of the votes per box, the "
             "consensus label of the kept boxes, the training crops (with FOND background), and "
             "the test crops by predicted class.")
     return Section("scores", "Scores and class balance", escape(lead), facts(items) + tables)
 
 
-def build_report(data: ReportData, models: dict, config: ReportConfig, settings: str = "") -> Report:
+def build_report(data: ReportData, models: dict, config: ReportConfig, settings: str = "",
+                 totals: Section | None = None) -> Report:
     """Render the report.
 
     Args:
         models: name -> fitted registry model, for the heatmaps (in column order).
         settings: text shown at the end of the page (e.g. the resolved configuration).
+        totals: the species totals' section (``report.totals``), after the scores.
     """
     f1 = per_class_f1_long(data.vals, data.ensemble_val)
     dist = class_distribution(data.labels, data.train_index, data.ensemble_test)
     pics = _Pictures(data, config)
-    sections = [scores_section(data, f1, dist), disputed_section(data, config, pics),
+    sections = [scores_section(data, f1, dist), *([totals] if totals else []), disputed_section(data, config, pics),
                 errors_section(data, config, pics), uncertain_section(data, config, pics),
                 cam_section(data, config, pics, models)]
     if settings:
