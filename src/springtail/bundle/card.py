@@ -59,14 +59,19 @@ def _scores(metrics: dict[str, Any]) -> list[str]:
 
 
 def _totals(detect: dict[str, Any]) -> str:
-    totals = detect.get("species_totals", {})
-    if not totals:
+    counts, estimates = detect.get("species_totals", {}), detect.get("species_estimates", {})
+    if not counts:
         return "Per-species totals were not measured."
     errors = ", ".join(f"{code} {100 * t['relative_error']:+.0f} %" if t.get("relative_error") is not None
-                       else f"{code} {t.get('predicted')} found, none annotated" for code, t in totals.items())
-    return (f"Per-species totals over the {detect['photos']} validation photos, detected against annotated: "
-            f"{errors}. A total moves by several animals at random when a few boxes are misnamed: report "
-            f"totals over many photos, and check the low-probability boxes by hand.")
+                       else f"{code} {t.get('predicted')} found, none annotated" for code, t in counts.items())
+    text = (f"Per-species plain counts over the {detect['photos']} validation photos, detected against "
+            f"annotated: {errors}: a total moves by several animals when a few boxes are misnamed.")
+    if estimates:
+        text += (" springtail-count's `totals.csv` corrects them and gives a 90 % interval; on the same "
+                 "photos (which also calibrated it, so this is optimistic): " + ", ".join(
+                     f"{code} {e['estimate']:.0f} [{e['low']}, {e['high']}] for {e['annotated']}"
+                     for code, e in estimates.items()) + ". Report the interval, and check `boxes_to_check` by hand.")
+    return text
 
 
 def model_card(members: list[str], configs: dict[str, dict], summaries: dict[str, dict], weights: dict[str, Any],
