@@ -47,6 +47,12 @@ from springtail.quantify.totals import estimate
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results" / "quantify"
 BEGIN, END = "<!-- quantify:begin -->", "<!-- quantify:end -->"
+
+
+def markers(name: str) -> tuple[str, str]:
+    """The page's lines around result ``name``'s table (the default run's: BEGIN, END)."""
+    block = "quantify" if name == "default" else f"quantify-{name}"
+    return f"<!-- {block}:begin -->", f"<!-- {block}:end -->"
 METHODS = ("cc", "pacc", "emq", "composite")
 ADJUSTED = ("pacc", "emq", "composite")
 SCENARIOS = ("none", "shift")
@@ -255,7 +261,7 @@ def main(argv: list[str] | None = None) -> None:
         table = render_table(read_json(out))
         print(table)
         if args.update:
-            update_doc(args.update, table, BEGIN, END)
+            update_doc(args.update, table, *markers(args.name))
         return
     args.run = args.run.resolve()
     args.boxes = (args.boxes or RESULTS / f"boxes-{args.name}.csv").resolve()

@@ -2,30 +2,25 @@
 
     .venv/bin/python -m benchmarks.quantify_boxes [--run .] [--out benchmarks/results/quantify/boxes-default.csv]
 
-``data/processed/detections/boxes.csv`` keeps only each box's top class and probability;
-the species-totals benchmark (``benchmarks.quantify``) needs the ensemble's nine
-probabilities of every accepted box and which annotated box it found. This runs the trained
-pipeline of the run under ``--run`` (its params.yaml, models/, data/processed/) on its
-validation photos exactly as the ``detect`` stage does (one worker process), cuts the
-accepted boxes again and names them, and writes one row per accepted box: ``image_id``,
-``line`` (the annotated box it matches at the detector's IoU, VOC style as
-``detect.evaluate.match``; -1 for a false box), ``p0``..``p8``. About a minute on 2 cores.
+The species-totals benchmark (``benchmarks.quantify``) needs the ensemble's nine
+probabilities of every box the detector accepted on the validation photos, and which
+annotated box each found. Reads the ``detect`` stage's ``data/processed/detections/boxes.csv``
+of the run under ``--run`` (its ``p_<class>`` columns, rounded to 6 digits) and writes one row
+per accepted box: ``image_id``, ``line`` (the annotated box it matches at the detector's IoU,
+VOC style as ``detect.evaluate.match``; -1 for a false box), ``p0``..``p8``.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-from springtail.common.classes import PROB_COLUMNS  # noqa: E402
-from springtail.common.io import write_csv  # noqa: E402
+from springtail.common.classes import PROB_COLUMNS
+from springtail.common.io import write_csv
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -49,38 +44,28 @@ def matched_lines(detected: pd.DataFrame, truth: pd.DataFrame, rows: pd.DataFram
 
 
 def collect(run: Path) -> pd.DataFrame:
-    """image_id, line, p0..p8 of every accepted box on the validation photos of ``run``."""
+    """image_id, line, p0..p8 of every accepted box on the validation photos of ``run``, from
+    its detect stage's boxes.csv (which keeps each box's nine probabilities, p_<class>)."""
     from springtail.common.config import load_section
-    from springtail.common.runtime import setup_torch
-    from springtail.detect.annotated import annotated_boxes, fold_photos
-    from springtail.detect.candidates import BOX, DetectConfig
-    from springtail.detect.photos import candidate_crops, detect_photos
-    from springtail.detect.scorer import BoxScorer
-    from springtail.identify.trained import TrainedPipeline
-    from springtail.models.training import ValidationFold
+    from springtail.common.decode import image_size
+    from springtail.detect.annotated import annotated_boxes
+    from springtail.detect.candidates import DetectConfig
+    from springtail.detect.photos import PROB_CODES
 
     params = run / "params.yaml"
     config = load_section(DetectConfig, "detect", params)
-    fold = load_section(ValidationFold, "train", params, keys=("val_fold",))
     raw = load_section_raw_dir(params, run)
-    setup_torch()
-    pipeline = TrainedPipeline.load(run, params)
-    scorer = BoxScorer.load(run / "models/detector", config)
     labels = pd.read_csv(run / "data/interim/labels.csv", dtype={"image_id": str})
-    photos, _ = fold_photos(run / "data/processed/crops", fold.val_fold)
-    paths = [raw / "train" / f"{photo}.jpg" for photo in photos]
+    boxes = pd.read_csv(run / "data/processed/detections/boxes.csv", keep_default_na=False)
+    accepted = boxes[boxes["accepted"].astype(str) == "True"]
     tables = []
-    for (path, result), photo in zip(detect_photos(paths, pipeline, scorer, workers=1), photos):
-        if not isinstance(result, tuple):
-            raise result
-        found, size = result
-        accepted = found[found["accepted"]].reset_index(drop=True)
+    for name, found in accepted.groupby("photo", sort=True):
+        photo = Path(name).stem
+        found = found.reset_index(drop=True)
         rows = labels[labels["image_id"] == photo]
-        lines = matched_lines(accepted, annotated_boxes(labels, photo, size), rows, config.iou)
-        boxes = [tuple(b) for b in accepted[BOX].to_numpy().tolist()]
-        probs = pipeline.predict_proba(candidate_crops(path, boxes, pipeline)) if boxes else np.zeros((0, 9))
-        table = pd.DataFrame(probs, columns=list(PROB_COLUMNS))
-        table.insert(0, "line", lines)
+        truth = annotated_boxes(labels, photo, image_size(raw / "train" / name))
+        table = pd.DataFrame(found[list(PROB_CODES)].to_numpy(float), columns=list(PROB_COLUMNS))
+        table.insert(0, "line", matched_lines(found, truth, rows, config.iou))
         table.insert(0, "image_id", photo)
         tables.append(table)
     return pd.concat(tables, ignore_index=True)
