@@ -160,3 +160,18 @@ def test_dvc_artifacts_get_fetches_the_bundle(tiny_repo, tmp_path):
     result = run(["dvc", "artifacts", "get", str(tiny_repo), "springtail-model", "--rev", "v9.9.9", "-o", "x"],
                  tmp_path, check=False)
     assert result.returncode != 0 and not (tmp_path / "x").exists()
+
+
+def test_the_model_card_renders_a_run_that_detected_nothing():
+    """A tiny variant whose detector accepts no box has no precision: the card says "-"."""
+    from springtail.bundle.card import model_card
+
+    cfg = {"model": {"arch": "test_resnet", "pretrained": False, "epochs": 1}, "train": {"epochs": 1},
+           "kind": "timm_net", "crop_size": 32, "val_fold": 0}
+    val = pd.DataFrame({"label": [0, 1], **{f"p{k}": [1.0 if k == 0 else 0.0] * 2 for k in range(9)}})
+    detect = {"iou": 0.5, "photos": 3, "recall": 0.0, "precision": None, "count_mae_per_photo": 1.0,
+              "species_totals": {"Cer": {"annotated": 0, "predicted": 0, "relative_error": None}}}
+    card = model_card(["m"], {"m": cfg}, {"m": {}}, {"method": "mean", "models": ["m"]}, val,
+                      {"ensemble": {"val_macro_f1": 0.1}, "detect": detect}, {"raw_dir": "data/raw"})
+    assert "| 0.000 / - |" in card and "Cer 0 found, none annotated" in card
+    assert "synthetic" not in card  # the warning is for the demo data only

@@ -41,6 +41,11 @@ def confused_pairs(val: pd.DataFrame, top: int = 3) -> list[str]:
             for a, b in pairs if counts[a, b]]
 
 
+def _num(value: float | None, fmt: str = ".3f") -> str:
+    """A score, or "-" where there was nothing to score (no detection: no precision)."""
+    return "-" if value is None else format(value, fmt)
+
+
 def _scores(metrics: dict[str, Any]) -> list[str]:
     ens, det = metrics.get("ensemble", {}), metrics.get("detect", {})
     rows = ["| score | value [90 % interval] |", "|---|---|",
@@ -50,8 +55,8 @@ def _scores(metrics: dict[str, Any]) -> list[str]:
             f"| test macro F1, private half | {_interval(ens, 'private_macro_f1')} |"]
     if det:
         rows += [f"| detection recall / precision at IoU {det['iou']} ({det['photos']} validation photos) | "
-                 f"{det['recall']:.3f} / {det['precision']:.3f} |",
-                 f"| count error per photo (mean absolute) | {det['count_mae_per_photo']:.3f} |"]
+                 f"{_num(det.get('recall'))} / {_num(det.get('precision'))} |",
+                 f"| count error per photo (mean absolute) | {_num(det.get('count_mae_per_photo'))} |"]
     per_class = ens.get("per_class_f1", {})
     if per_class:
         rows += ["", "Validation F1 per class: " + ", ".join(f"{c} {v:.2f}" for c, v in per_class.items()) + "."]
