@@ -71,6 +71,17 @@ def identify(cwd, images, out, *extra, check=True):
                check=check)
 
 
+def refused(cwd, images, monkeypatch, capsys) -> str:
+    """springtail-identify run in-process from ``cwd`` on its ``bundle``: its stderr, once it
+    has refused the bundle (exit status 2) and written nothing."""
+    from springtail.cli.identify import main
+
+    monkeypatch.chdir(cwd)
+    assert main(["--images", str(images), "--out", "x.csv", "--model", "bundle"]) == 2
+    assert not (cwd / "x.csv").exists()
+    return capsys.readouterr().err
+
+
 @pytest.mark.slow
 def test_a_copied_bundle_alone_reproduces_the_test_predictions(tiny_repo, lone_bundle):
     """From a directory with nothing but the bundle: exactly the ensemble's test.csv."""
@@ -119,29 +130,26 @@ def test_params_edited_after_the_run_change_nothing(tiny_repo, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("target", ["combiner.json", "members/{member}/model.safetensors", "detector/scorer.json"])
-def test_a_tampered_bundle_is_refused_naming_the_file(lone_bundle, tiny_repo, target):
+def test_a_tampered_bundle_is_refused_naming_the_file(lone_bundle, tiny_repo, target, monkeypatch, capsys):
     member = json.loads((lone_bundle / "bundle/pipeline.json").read_text())["members"][0]
     path = lone_bundle / "bundle" / target.format(member=member)
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0x01  # one bit
     path.write_bytes(bytes(data))
-    result = identify(lone_bundle, tiny_repo / "data/synthetic/test", "x.csv", "--model", "bundle", check=False)
-    assert result.returncode == 2
-    assert f"{path.relative_to(lone_bundle)}: altered since the bundle was written" in result.stderr
-    assert not (lone_bundle / "x.csv").exists()
+    err = refused(lone_bundle, tiny_repo / "data/synthetic/test", monkeypatch, capsys)
+    assert f"{path.relative_to(lone_bundle)}: altered since the bundle was written" in err
 
 
 @pytest.mark.slow
-def test_a_member_of_another_crop_size_is_refused(lone_bundle, tiny_repo):
+def test_a_member_of_another_crop_size_is_refused(lone_bundle, tiny_repo, monkeypatch, capsys):
     bundle = lone_bundle / "bundle"
     settings = json.loads((bundle / "pipeline.json").read_text())
     settings["crops"]["crop_px"] += 16
     (bundle / "pipeline.json").write_text(json.dumps(settings))
     manifest = json.loads((bundle / MANIFEST).read_text())  # re-signed: the crop check itself must refuse
     (bundle / MANIFEST).write_text(json.dumps(manifest | {"files": file_digests(bundle)}))
-    result = identify(lone_bundle, tiny_repo / "data/synthetic/test", "x.csv", "--model", "bundle", check=False)
-    assert result.returncode == 2
-    assert f"members/{settings['members'][0]}/config.yaml: trained on" in result.stderr, result.stderr
+    err = refused(lone_bundle, tiny_repo / "data/synthetic/test", monkeypatch, capsys)
+    assert f"members/{settings['members'][0]}/config.yaml: trained on" in err, err
 
 
 @pytest.mark.slow
