@@ -26,21 +26,12 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def matched_lines(detected: pd.DataFrame, truth: pd.DataFrame, rows: pd.DataFrame, threshold: float) -> np.ndarray:
-    """(n,) the annotation ``line`` each detection of one photo takes (decreasing score, the
-    most overlapped box not yet taken, IoU >= ``threshold``), -1 for none."""
-    from springtail.detect.scorer import pairwise_iou
+    """(n,) the annotation ``line`` (of ``rows``, in ``truth``'s order) each detection of one
+    photo takes as the detection metrics match them, -1 for none."""
+    from springtail.detect.evaluate import matched_truth
 
-    lines = np.full(len(detected), -1)
-    if not len(detected) or not len(truth):
-        return lines
-    overlaps = pairwise_iou(detected, truth)
-    taken = np.zeros(len(truth), dtype=bool)
-    for i in np.argsort(-detected["score"].to_numpy(), kind="stable"):
-        best = int(np.argmax(overlaps[i]))
-        if overlaps[i, best] >= threshold and not taken[best]:
-            taken[best] = True
-            lines[i] = int(rows["line"].iloc[best])
-    return lines
+    taken = matched_truth(detected, truth, threshold)
+    return np.where(taken >= 0, rows["line"].to_numpy()[np.maximum(taken, 0)], -1)
 
 
 def collect(run: Path) -> pd.DataFrame:

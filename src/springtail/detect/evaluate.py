@@ -11,21 +11,26 @@ from springtail.detect.scorer import pairwise_iou
 SPECIES = [c for c in CODES if c != CODES[BACKGROUND]]
 
 
-def match(detected: pd.DataFrame, truth: pd.DataFrame, threshold: float) -> np.ndarray:
-    """(n,) bool: which detections (rows of one photo, any order) are true positives, VOC
-    style: in decreasing score, a detection takes the annotated box it overlaps most if
-    that IoU >= ``threshold`` and no better-scored detection took it (else it is a false
-    positive). Species are not compared here: the counts per species score the naming."""
-    hit = np.zeros(len(detected), dtype=bool)
+def matched_truth(detected: pd.DataFrame, truth: pd.DataFrame, threshold: float) -> np.ndarray:
+    """(n,) the row of ``truth`` each detection (rows of one photo, any order) takes, -1 for
+    none, VOC style: in decreasing score, a detection takes the annotated box it overlaps
+    most if that IoU >= ``threshold`` and no better-scored detection took it."""
+    taken_by = np.full(len(detected), -1)
     if not len(detected) or not len(truth):
-        return hit
+        return taken_by
     overlaps = pairwise_iou(detected, truth)
     taken = np.zeros(len(truth), dtype=bool)
     for i in np.argsort(-detected["score"].to_numpy(), kind="stable"):
         best = int(np.argmax(overlaps[i]))
         if overlaps[i, best] >= threshold and not taken[best]:
-            hit[i] = taken[best] = True
-    return hit
+            taken[best], taken_by[i] = True, best
+    return taken_by
+
+
+def match(detected: pd.DataFrame, truth: pd.DataFrame, threshold: float) -> np.ndarray:
+    """(n,) bool: which detections are true positives (:func:`matched_truth`; the others are
+    false positives). Species are not compared here: the counts per species score the naming."""
+    return matched_truth(detected, truth, threshold) >= 0
 
 
 def accepted_matches(candidates: pd.DataFrame, truth: pd.DataFrame, threshold: float) -> pd.Series:
