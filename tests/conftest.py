@@ -159,6 +159,18 @@ def pytest_collection_modifyitems(config, items):
     items.sort(key=lambda item: 0 if module(item) == LONGEST_ON_TINY_RUN else 2 if module(item) in tiny else 1)
 
 
+@pytest.fixture
+def one_thread():
+    """One torch thread for the test (the machine is shared: OpenMP threads would spin against
+    the other xdist worker); modules that train ask for it with ``usefixtures``."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 @pytest.fixture(scope="session")
 def chromium() -> str:
     """Path of a headless Chromium; skips without one, except in CI where pages must render."""

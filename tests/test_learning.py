@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 from PIL import Image
 
 from springtail.common.classes import PROB_COLUMNS
@@ -28,6 +27,8 @@ from springtail.models.registry import MODELS, create_model
 from springtail.models.training import TrainConfig, fit_inputs
 
 from conftest import model_section, params_config
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 CROP_PX = 32
 PHOTO_PX, BOX_PX = 96, 32  # three boxes per photo, in the slots below
@@ -50,14 +51,6 @@ TINY = {
                              n_estimators=30, max_depth=3),
 }
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """The test machine is shared: one torch thread avoids OpenMP spin contention."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def springtail_like(label: int) -> tuple[np.ndarray, np.ndarray]:

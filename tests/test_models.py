@@ -17,6 +17,8 @@ from springtail.models.weights import PretrainedUnavailableError, create_net, re
 
 from conftest import model_section, params_config
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
+
 SIZE = 32
 # One tiny section per registered model: a new model must add its own here.
 # Sections are params.yaml's with a tiny network, no pretrained weights and train.epochs.
@@ -32,14 +34,6 @@ TINY = {
 }
 TRAIN = params_config(TrainConfig, "train", epochs=1, batch_size=8, device="cpu")
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """The test machine is shared: one torch thread avoids OpenMP spin contention."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope="module")

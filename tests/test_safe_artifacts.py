@@ -21,6 +21,8 @@ from springtail.models.training import TrainConfig
 
 from conftest import model_section, params_config
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
+
 SOURCES = sorted([*(REPO / "src").rglob("*.py"), *(REPO / "stages").glob("*.py")])
 UNSAFE_MODULES = {"pickle", "cPickle", "_pickle", "dill", "cloudpickle", "joblib", "shelve",
                   "marshal"}
@@ -115,14 +117,6 @@ TRAIN = params_config(TrainConfig, "train", epochs=1, batch_size=8, device="cpu"
 TINY = {"resnet": model_section("resnet", arch="test_resnet", epochs=None),
         "cnn_xgb": model_section("cnn_xgb", arch="test_resnet", pretrained=False, finetune_epochs=1,
                                  n_estimators=4, max_depth=2)}
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope="module")

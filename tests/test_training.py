@@ -29,17 +29,11 @@ from springtail.models.training import (
 
 from conftest import model_section, params_config
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
+
 REPO = Path(__file__).resolve().parents[1]
 SIZE = 32
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """The test machine is shared: one torch thread avoids OpenMP spin contention."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def patterned(labels: np.ndarray, size: int = SIZE, seed: int = 0) -> np.ndarray:
