@@ -90,10 +90,22 @@ def copy_repo(dest: Path, params: str = "params.tiny.yaml") -> Path:
     return dest
 
 
+def one_cpu() -> list[str]:
+    """Under xdist, a ``taskset`` prefix that pins a command to one CPU of this process's set,
+    chosen by the worker's number: the two tiny runs that start together (the shared one and
+    the reproducibility test's own) then each run alone on a core, with one thread, instead of
+    four threads spinning on two cores. Without xdist or ``taskset``: no prefix."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    cpus = sorted(os.sched_getaffinity(0))
+    if worker is None or len(cpus) < 2 or shutil.which("taskset") is None:
+        return []
+    return ["taskset", "--cpu-list", str(cpus[int(worker.removeprefix("gw")) % len(cpus)])]
+
+
 def build_tiny_run(repo: Path) -> Path:
     """A copy of the repository in ``repo`` on the tiny params after one full ``dvc repro``, committed."""
     copy_repo(repo)
-    run(["dvc", "repro"], repo, timeout=900)
+    run([*one_cpu(), "dvc", "repro"], repo, timeout=900)
     run(["git", "add", "-A"], repo)
     run(["git", "commit", "-qm", "tiny run"], repo)
     return repo
@@ -143,20 +155,24 @@ def tiny_repo_copy(tiny_repo, tmp_path) -> Path:
     return repo
 
 
-# The module with the most work on the tiny run: a second full run, forced.
-LONGEST_ON_TINY_RUN = "tests/test_reproducible.py"
+# The module that makes its own tiny run from scratch, to compare it with the shared one.
+REPRODUCIBILITY = "tests/test_reproducible.py"
+# The module with the most work on the shared tiny run: the first worker starts the run with it.
+LONGEST_ON_TINY_RUN = "tests/test_remote.py"
 
 
 def pytest_collection_modifyitems(config, items):
-    """Order the modules (xdist's units of work under ``--dist loadscope``) so that the one tiny
-    run starts at once and no worker waits for it: first the module with the most work on it
-    (its worker makes the run), then the modules without it (the other workers run them
-    meanwhile), then the other modules of the tiny run. Within a module, the order stays."""
+    """Order the modules (xdist's units of work under ``--dist loadscope``) so that both tiny
+    runs start at once, one per worker, and no worker then waits for them: first the module
+    with the most work on the shared run (its worker makes the run), then the reproducibility
+    module (the second worker makes its own run meanwhile), then the modules without the tiny
+    run, then the other modules of the tiny run. Within a module, the order stays."""
     def module(item) -> str:
         return item.nodeid.split("::")[0]
 
     tiny = {module(item) for item in items if "tiny_repo" in item.fixturenames}
-    items.sort(key=lambda item: 0 if module(item) == LONGEST_ON_TINY_RUN else 2 if module(item) in tiny else 1)
+    rank = {LONGEST_ON_TINY_RUN: 0, REPRODUCIBILITY: 1}
+    items.sort(key=lambda item: rank.get(module(item), 3 if module(item) in tiny else 2))
 
 
 @pytest.fixture
