@@ -1,6 +1,7 @@
 """The README's two commands from a fresh clone, timed: what a new user waits for.
 
     .venv/bin/python -m benchmarks.fresh_clone --command "bash .ci/run" [--command "make repro"]
+                                               [--baseline REV]
 
 Each command runs in its own fresh `git clone` of HEAD (so the set-up is included: the
 environment from uv.lock, then the command), alone on the machine; run nothing else
@@ -8,6 +9,9 @@ meanwhile. Writes benchmarks/results/fresh_clone.json (one entry per command, re
 that command's previous one, with the machine and commit); `python -m benchmarks.pages`
 renders it into the README and the docs. For `make repro` it also records whether the
 clone's dvc.lock holds the committed output hashes (timings under metrics/timing/ aside).
+With ``--baseline REV``, `make repro` of revision REV is timed too, in its own fresh clone
+right after HEAD's (back to back, on the same machine), and the ratio HEAD / REV is written
+beside it: what a change to the defaults costs a user in waiting.
 """
 
 from __future__ import annotations
@@ -56,24 +60,37 @@ def timed(command: str, commit: str) -> dict:
         found = PYTEST.findall(done.stdout)
         if found:
             entry |= {"tests": int(found[-1][0]), "pytest_seconds": round(float(found[-1][1]))}
-        if command == "make repro":
+        if command == "make repro" and commit == head():
             entry["lock_reproduced"] = lock_outputs(clone / "dvc.lock") == lock_outputs(REPO / "dvc.lock")
         return entry
+
+
+def head() -> str:
+    return subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True,
+                          check=True).stdout.strip()
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--command", action="append", required=True, help="a README command, e.g. 'make repro'")
+    parser.add_argument("--baseline", metavar="REV", help="also time `make repro` of this revision, after HEAD's")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks/results/fresh_clone.json")
     args = parser.parse_args(argv)
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True,
-                            check=True).stdout.strip()
+    commit = head()
+    if args.baseline and "make repro" not in args.command:
+        parser.error("--baseline compares `make repro`: add --command 'make repro'")
     data = read_json(args.out) if args.out.exists() else {"runs": []}
     data.pop("note", None)
     for command in args.command:
         entry = timed(command, commit)
         print(entry, file=sys.stderr)
         data["runs"] = [r for r in data["runs"] if r["command"] != command] + [entry]
+        if command == "make repro" and args.baseline:
+            rev = subprocess.run(["git", "rev-parse", args.baseline], cwd=REPO, capture_output=True, text=True,
+                                 check=True).stdout.strip()
+            base = timed(command, rev)
+            print(base, file=sys.stderr)
+            data["baseline"] = base | {"ratio": round(entry["seconds"] / base["seconds"], 2)}
     info = machine_info()
     data["machine"] = {"cpu": info["cpu"], "cores_affinity": info["cores_affinity"],
                        "bf16_native": info["bf16_native"]}

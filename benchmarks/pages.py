@@ -112,6 +112,12 @@ def fresh_clone(repo: Path) -> str:
     reproduced = [r for r in result["runs"] if "lock_reproduced" in r]
     lock = "".join(f" The `{r['command']}` clone's dvc.lock {'held' if r['lock_reproduced'] else 'did NOT hold'} "
                    f"the committed output hashes." for r in reproduced)
+    base = result.get("baseline")
+    if base:  # `make repro` of an earlier revision, timed right after HEAD's
+        lines.append(f"| `{base['command']}` at `{base['commit'][:7]}` | the same, at the baseline revision, "
+                     f"right after | {_duration(base['seconds'])} | `{base['commit'][:7]}` | {base['date']} |")
+        lock += (f" `make repro` took {base['ratio']:.2f}x the baseline's time (`--baseline "
+                 f"{base['commit'][:7]}`, the two back to back).")
     return "\n".join(lines + ["", f"{m['cpu']}, {m['cores_affinity']} cores, native bf16: {m['bf16_native']}; "
                               f"measured by `python -m benchmarks.fresh_clone`.{lock}"])
 
@@ -167,6 +173,12 @@ def params_reference(repo: Path) -> str:
     return render(repo)
 
 
+def tta(repo: Path) -> str:
+    from benchmarks.tta import render
+
+    return render(read_json(repo / "benchmarks/results/tta.json"))
+
+
 # (page, marker, renderer): every rendered block of the README and the docs.
 BLOCKS: list[tuple[str, str, Callable[[Path], str]]] = [
     ("README.md", "headline", headline), ("docs/index.md", "headline", headline),
@@ -176,7 +188,7 @@ BLOCKS: list[tuple[str, str, Callable[[Path], str]]] = [
     ("docs/benchmarks.md", "fresh-clone", fresh_clone),
     ("docs/results.md", "scores", scores), ("docs/results.md", "per-class", per_class),
     ("docs/results.md", "detector", detector), ("docs/counting.md", "detector", detector),
-    ("docs/params.md", "params", params_reference),
+    ("docs/params.md", "params", params_reference), ("docs/decisions.md", "tta", tta),
 ]
 
 
