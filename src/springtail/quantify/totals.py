@@ -21,7 +21,8 @@ replicates' errors (estimate - simulated truth) give the basic bootstrap interva
 
 ``composite`` (the default) is CC wherever the sample's PACC - CC difference lies within
 ``PRETEST_Z`` standard deviations of that difference over the replicates (the correction's
-own noise explains it: no evidence of bias, ``methods.difference_is_noise``), and elsewhere
+own noise explains it, ``methods.difference_is_noise``) and the replicates do not show the
+count biased either (its own interval holds it): no evidence of bias; elsewhere it is
 PACC pulled towards CC, species by species, by the weight that minimises the mean squared
 error over those same replicates (``methods.shrinkage_weight``). Without the test, the
 weight, itself estimated from a few dozen boxes, moved the rare species' totals away from
@@ -172,7 +173,11 @@ def _composite(probs: np.ndarray, calibration: Calibration, level: float, n_boot
     plain, corrected = estimate(probs, "cc", replicate), estimate(probs, "pacc", replicate)
     errors = _simulated_errors(np.rint(plain).astype(np.int64), len(probs), calibration, ("cc", "pacc"), n_boot, rng)
     weight = shrinkage_weight(errors["cc"], errors["pacc"])
-    weight = np.where(difference_is_noise(plain, corrected, errors["cc"], errors["pacc"], PRETEST_Z), 1.0, weight)
+    alpha = (1 - level) / 2
+    low_error, high_error = np.quantile(errors["cc"], [alpha, 1 - alpha], axis=0)
+    keep = difference_is_noise(plain, corrected, errors["cc"], errors["pacc"], PRETEST_Z)
+    keep &= (low_error <= 0) & (high_error >= 0)  # and the count lies within its own interval
+    weight = np.where(keep, 1.0, weight)
     point = corrected + weight * (plain - corrected)
     low, high = _basic(point, errors["pacc"] + weight * (errors["cc"] - errors["pacc"]), level)
     cc_low, cc_high = _basic(plain, errors["cc"], level)
