@@ -15,7 +15,7 @@ from springtail.common.classes import N_CLASSES, PROB_COLUMNS
 from springtail.common.io import read_json
 from springtail.quantify import COLUMNS, SPECIES, Calibration, species_totals
 from springtail.quantify.calibration import species_probs
-from springtail.quantify.methods import cc, difference_is_noise, pacc, shrinkage_weight
+from springtail.quantify.methods import cc, pacc, shrinkage_weight
 from springtail.quantify.totals import estimate
 
 K = len(SPECIES)
@@ -94,17 +94,6 @@ def test_shrinkage_weight_goes_to_cc_when_it_is_unbiased_and_to_pacc_when_it_is_
     assert weight[0] > 0.9 and weight[1] < 0.2
     assert ((weight >= 0) & (weight <= 1)).all()
     assert shrinkage_weight(pacc_errors, pacc_errors).tolist() == [1.0, 1.0]  # the same errors: CC
-
-
-def test_a_difference_within_the_corrections_noise_keeps_cc():
-    rng = np.random.default_rng(1)
-    cc_errors = 0.5 * rng.normal(size=(400, 3))
-    pacc_errors = 2.0 * rng.normal(size=(400, 3))  # PACC - CC: spreads of 2.0 to 2.1
-    plain = np.array([10.0, 10.0, 10.0])
-    corrected = np.array([11.0, 7.0, 14.5])  # 1 and 3 animals off: noise; 4.5 (over 2 spreads): not
-    kept = difference_is_noise(plain, corrected, cc_errors, pacc_errors, z=2.0)
-    assert kept.tolist() == [True, True, False]
-    assert difference_is_noise(plain, corrected, cc_errors, pacc_errors, z=3.0).tolist() == [True, True, True]
 
 
 def test_composite_lies_between_cc_and_pacc(fitted):

@@ -120,12 +120,3 @@ def shrinkage_weight(cc_errors: np.ndarray, pacc_errors: np.ndarray) -> np.ndarr
     spread = (diff * diff).mean(axis=0)
     weight = np.divide(-(pacc_errors * diff).mean(axis=0), spread, out=np.ones(diff.shape[1]), where=spread > 0)
     return np.clip(weight, 0.0, 1.0)
-
-
-def difference_is_noise(plain: np.ndarray, corrected: np.ndarray, cc_errors: np.ndarray, pacc_errors: np.ndarray,
-                        z: float) -> np.ndarray:
-    """(K,) True where the sample's ``corrected - plain`` (PACC's totals minus CC's) lies within
-    ``z`` standard deviations of that difference over the (B, K) simulated errors: a difference
-    the correction's own noise explains, which is no evidence that CC is biased."""
-    spread = (pacc_errors - cc_errors).std(axis=0)
-    return np.abs(corrected - plain) <= z * spread

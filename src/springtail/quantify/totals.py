@@ -19,16 +19,10 @@ naming noise, the misses and false boxes, and the calibration's own noise all en
 replicates' errors (estimate - simulated truth) give the basic bootstrap interval
 ``[estimate - q_hi, estimate - q_lo]``, clipped at 0 and widened to whole animals.
 
-``composite`` (the default) is CC wherever the sample's PACC - CC difference lies within
-``PRETEST_Z`` standard deviations of that difference over the replicates (the correction's
-own noise explains it, ``methods.difference_is_noise``) and the replicates do not show the
-count biased either (its own interval holds it): no evidence of bias; elsewhere it is
-PACC pulled towards CC, species by species, by the weight that minimises the mean squared
-error over those same replicates (``methods.shrinkage_weight``). Without the test, the
-weight, itself estimated from a few dozen boxes, moved the rare species' totals away from
-CC on noise alone and made them worse than the plain count (docs/decisions.md). The weight:
-PACC removes CC's bias but, with a few dozen boxes and a calibration of a few dozen crops
-per species, adds the noise of its solve; for a species
+``composite`` (the default) is PACC pulled towards CC, species by species, by the weight
+that minimises the mean squared error over those same replicates
+(``methods.shrinkage_weight``): PACC removes CC's bias but, with a few dozen boxes and a
+calibration of a few dozen crops per species, adds the noise of its solve; for a species
 that the ensemble rarely confuses the noise outweighs the bias and the weight goes to CC,
 for one that it often confuses the other way. The replicates are simulated at the rounded
 CC totals rather than at PACC's: PACC's totals are unbiased but noisy, and CC's simulated
@@ -54,13 +48,12 @@ import pandas as pd
 
 from springtail.common.classes import BACKGROUND, CODES
 from springtail.quantify.calibration import N_SPECIES, SPECIES, Calibration, Replicate, recalibrated, species_probs
-from springtail.quantify.methods import cc, difference_is_noise, emq, pacc, shrinkage_weight
+from springtail.quantify.methods import cc, emq, pacc, shrinkage_weight
 
 SHARE_METHODS = ("cc", "pacc", "emq")  # from the boxes' probabilities alone
 METHODS = (*SHARE_METHODS, "composite")  # composite: PACC shrunk towards CC (module docstring)
 INTERVALS = ("measurement", "photos")
 COLUMNS = ("species", "estimate", "low", "high", "cc", "boxes_to_check")
-PRETEST_Z = 2.0  # composite: a PACC - CC difference within this many standard deviations keeps CC
 
 
 def shares(probs: np.ndarray, method: str, replicate: Replicate) -> np.ndarray:
@@ -166,18 +159,12 @@ def _measurement_interval(point: np.ndarray, n_boxes: int, calibration: Calibrat
 
 def _composite(probs: np.ndarray, calibration: Calibration, level: float, n_boot: int,
                rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(8,) each: CC where PACC differs from it by noise alone, else PACC shrunk towards CC; its
-    interval's low and high, and CC's weight; from one simulation at the rounded CC totals (the
-    module's docstring)."""
+    """(8,) each: PACC shrunk towards CC, its interval's low and high, and CC's weight; from
+    one simulation at the rounded CC totals (the module's docstring)."""
     replicate = calibration.replicate()
     plain, corrected = estimate(probs, "cc", replicate), estimate(probs, "pacc", replicate)
     errors = _simulated_errors(np.rint(plain).astype(np.int64), len(probs), calibration, ("cc", "pacc"), n_boot, rng)
     weight = shrinkage_weight(errors["cc"], errors["pacc"])
-    alpha = (1 - level) / 2
-    low_error, high_error = np.quantile(errors["cc"], [alpha, 1 - alpha], axis=0)
-    keep = difference_is_noise(plain, corrected, errors["cc"], errors["pacc"], PRETEST_Z)
-    keep &= (low_error <= 0) & (high_error >= 0)  # and the count lies within its own interval
-    weight = np.where(keep, 1.0, weight)
     point = corrected + weight * (plain - corrected)
     low, high = _basic(point, errors["pacc"] + weight * (errors["cc"] - errors["pacc"]), level)
     cc_low, cc_high = _basic(plain, errors["cc"], level)
