@@ -43,7 +43,7 @@ def lock_outputs(path: Path) -> dict[str, str]:
             if not out["path"].startswith("metrics/timing/")}
 
 
-def timed(command: str, commit: str) -> dict:
+def timed(command: str, commit: str, check_lock: bool = True) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         clone = Path(tmp) / "springtail"
         subprocess.run(["git", "clone", "-q", str(REPO), str(clone)], check=True)
@@ -60,13 +60,13 @@ def timed(command: str, commit: str) -> dict:
         found = PYTEST.findall(done.stdout)
         if found:
             entry |= {"tests": int(found[-1][0]), "pytest_seconds": round(float(found[-1][1]))}
-        if command == "make repro" and commit == head():
+        if command == "make repro" and check_lock:  # the working copy's dvc.lock is HEAD's
             entry["lock_reproduced"] = lock_outputs(clone / "dvc.lock") == lock_outputs(REPO / "dvc.lock")
         return entry
 
 
-def head() -> str:
-    return subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True,
+def rev_parse(rev: str = "HEAD") -> str:
+    return subprocess.run(["git", "rev-parse", rev], cwd=REPO, capture_output=True, text=True,
                           check=True).stdout.strip()
 
 
@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline", metavar="REV", help="also time `make repro` of this revision, after HEAD's")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks/results/fresh_clone.json")
     args = parser.parse_args(argv)
-    commit = head()
+    commit = rev_parse()
     if args.baseline and "make repro" not in args.command:
         parser.error("--baseline compares `make repro`: add --command 'make repro'")
     data = read_json(args.out) if args.out.exists() else {"runs": []}
@@ -86,9 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         print(entry, file=sys.stderr)
         data["runs"] = [r for r in data["runs"] if r["command"] != command] + [entry]
         if command == "make repro" and args.baseline:
-            rev = subprocess.run(["git", "rev-parse", args.baseline], cwd=REPO, capture_output=True, text=True,
-                                 check=True).stdout.strip()
-            base = timed(command, rev)
+            base = timed(command, rev_parse(args.baseline), check_lock=False)
             print(base, file=sys.stderr)
             data["baseline"] = base | {"ratio": round(entry["seconds"] / base["seconds"], 2)}
     info = machine_info()

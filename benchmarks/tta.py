@@ -3,9 +3,9 @@
     .venv/bin/python -m benchmarks.tta --experiments seed-0 seed-1 seed-2 [--work DIR]
     .venv/bin/python -m benchmarks.tta --render
 
-Takes the checkpoints of every enabled member from each named DVC experiment (its commit's
-dvc.lock, files from the local DVC cache; the experiments of `python -m benchmarks.seeds`),
-predicts the validation fold's crops and the test crops under each of the 8 flips/rotations
+Takes the checkpoints of every enabled member from each named DVC experiment (the paths
+its commit's dvc.lock records, read through DVC from the local cache; the experiments of
+`python -m benchmarks.seeds`), predicts the validation fold's crops and the test crops under each of the 8 flips/rotations
 once, and scores the mean-probability ensemble (the default combiner) and each member with
 1, 2, 4 and 8 of those views averaged. The views are the codes of
 ``springtail.models.augment.dihedral``; training draws all 8 at random, so each is a crop the
@@ -20,9 +20,6 @@ that `python -m benchmarks.pages` puts into docs/decisions.md.
 from __future__ import annotations
 
 import argparse
-import json
-import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,43 +29,29 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from benchmarks.seeds import provenance
+from benchmarks.seeds import git, provenance
 from springtail.common.f1 import macro_f1
 from springtail.common.io import read_json, write_json
 
 REPO = Path(__file__).resolve().parents[1]
 RESULT = REPO / "benchmarks" / "results" / "tta.json"
-CACHE = REPO / ".dvc" / "cache" / "files" / "md5"
 # View codes averaged for each count: the identity first, then groups of the square's symmetries
 # (2: a mirror; 4: the quarter turns; 8: all).
 VIEWS = {1: [0], 2: [0, 1], 4: [0, 3, 5, 6], 8: list(range(8))}
 
 
-def git(*args: str) -> str:
-    return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, check=True).stdout
+def checkpoint(rev: str, lock: dict, model: str, dest: Path) -> Path:
+    """Member ``model``'s checkpoint folder at commit ``rev`` (the path its dvc.lock records),
+    fetched into ``dest`` from the DVC cache."""
+    from dvc.fs import DVCFileSystem
 
-
-def experiment_rev(name: str) -> str:
-    """The commit of the local DVC experiment ``name`` (ValueError when there is none)."""
-    refs = [line.split() for line in git("for-each-ref", "refs/exps", "--format=%(refname) %(objectname)").splitlines()]
-    found = [sha for ref, sha in refs if ref.rsplit("/", 1)[-1] == name]
-    if not found:
-        raise ValueError(f"no DVC experiment named {name!r} here (see `dvc exp show`)")
-    return found[-1]
-
-
-def checkpoint(lock: dict, model: str, dest: Path) -> Path:
-    """Materialise member ``model``'s checkpoint folder of a dvc.lock from the DVC cache."""
     stage = lock["stages"][f"train@{model}"]
-    out = next(o for o in stage["outs"] if o["path"].rstrip("/").endswith(f"/{model}") and o["md5"].endswith(".dir"))
-    name = out["md5"].removesuffix(".dir")
-    manifest = CACHE / name[:2] / f"{name[2:]}.dir"
-    if not manifest.exists():
-        raise FileNotFoundError(f"{manifest}: the checkpoint of {model} is not in the local DVC cache (dvc pull)")
-    dest.mkdir(parents=True, exist_ok=True)
-    for entry in json.loads(manifest.read_text()):
-        (dest / entry["relpath"]).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(CACHE / entry["md5"][:2] / entry["md5"][2:], dest / entry["relpath"])
+    path = next(o["path"] for o in stage["outs"] if o["path"].rstrip("/").endswith(f"/{model}"))
+    fs = DVCFileSystem(repo=str(REPO), rev=rev)
+    try:
+        fs.get(path, str(dest), recursive=True)
+    finally:
+        fs.close()
     config = yaml.safe_load((dest / "config.yaml").read_text())
     config["train"].pop("progress", None)  # a runtime knob the older checkpoints still carry
     (dest / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
@@ -77,17 +60,18 @@ def checkpoint(lock: dict, model: str, dest: Path) -> Path:
 
 def views(experiment: str, work: Path, crops: dict) -> dict[str, dict[str, np.ndarray]]:
     """member -> {"val", "test"}: (8, N, 9) probabilities under each view (cached in ``work``)."""
+    from springtail.compare.revision import resolve
     from springtail.models.inference import softmax_head
     from springtail.models.registry import load_model
 
-    rev = experiment_rev(experiment)
+    rev = resolve(REPO, experiment)
     lock = yaml.safe_load(git("show", f"{rev}:dvc.lock"))
     members = yaml.safe_load(git("show", f"{rev}:params.yaml"))["models"]
     result = {}
     for model in members:
         cached = work / experiment / f"{model}.npz"
         if not cached.exists():
-            net = load_model(checkpoint(lock, model, work / experiment / model))
+            net = load_model(checkpoint(rev, lock, model, work / experiment / model))
             started = time.perf_counter()
             val = net._views(crops["val"], softmax_head, True, 128)
             test = net._views(crops["test"], softmax_head, True, 128)
