@@ -61,7 +61,6 @@ def checkpoint(rev: str, lock: dict, model: str, dest: Path) -> Path:
 def views(experiment: str, work: Path, crops: dict) -> dict[str, dict[str, np.ndarray]]:
     """member -> {"val", "test"}: (8, N, 9) probabilities under each view (cached in ``work``)."""
     from springtail.compare.revision import resolve
-    from springtail.models.inference import softmax_head
     from springtail.models.registry import load_model
 
     rev = resolve(REPO, experiment)
@@ -73,8 +72,8 @@ def views(experiment: str, work: Path, crops: dict) -> dict[str, dict[str, np.nd
         if not cached.exists():
             net = load_model(checkpoint(rev, lock, model, work / experiment / model))
             started = time.perf_counter()
-            val = net._views(crops["val"], softmax_head, True, 128)
-            test = net._views(crops["test"], softmax_head, True, 128)
+            val = net.predict_proba_views(crops["val"], tta=True)
+            test = net.predict_proba_views(crops["test"], tta=True)
             seconds = time.perf_counter() - started
             np.savez(cached, val=val, test=test, seconds_per_crop_view=seconds / (8 * (len(val[0]) + len(test[0]))))
         with np.load(cached) as data:

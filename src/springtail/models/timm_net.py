@@ -238,9 +238,14 @@ class TimmClassifier(BaseEstimator):
         """(V, N, D) pooled penultimate features of uint8 crops, one slice per TTA view."""
         return self._views(X, feature_head, tta, batch_size)
 
+    def predict_proba_views(self, X: np.ndarray, *, tta: bool = True, batch_size: int = 128) -> np.ndarray:
+        """(V, N, 9) class probabilities of uint8 crops, one slice per view: the 8 flips and
+        quarter turns with ``tta`` (what ``predict_proba`` averages), else the crops as they are."""
+        return self._views(X, softmax_head, tta, batch_size)
+
     def predict_proba(self, X: np.ndarray, *, tta: bool = False, batch_size: int = 128) -> np.ndarray:
         """(N, 9) class probabilities, averaged over the 8 symmetries with ``tta``."""
-        probs = self._views(X, softmax_head, tta, batch_size).mean(axis=0).astype(np.float64)
+        probs = self.predict_proba_views(X, tta=tta, batch_size=batch_size).mean(axis=0).astype(np.float64)
         return probs / probs.sum(axis=1, keepdims=True)
 
     def predict(self, X: np.ndarray, **kwargs) -> np.ndarray:
