@@ -17,10 +17,10 @@ never used to choose.
 
 Honesty: ``data/processed/ensemble/val.csv`` holds out-of-fold ensemble probabilities, but a
 calibration fitted on all validation crops would have seen the very crops a sample is
-scored on. The validation photos are split at random into two halves; a sample is drawn
-from one half and corrected with a calibration fitted on the other half only (crops and the
-detector's counts), so it is scored on photos it never saw, with half the data the pipeline
-uses (slightly pessimistic). The ensemble's members and weights were chosen on all
+scored on. Each sample is corrected with a calibration fitted on the validation photos outside
+it only (crops and the detector's counts), so it is scored on photos its calibration never
+saw, with about three quarters of the data the pipeline uses (50 photos of some 220 held
+out: slightly pessimistic). The ensemble's members and weights were chosen on all
 validation crops (slightly optimistic). Writes ``benchmarks/results/quantify/<name>.json``
 with the machine and the commit; ``--render`` prints the table, ``--update FILE`` rewrites it
 between the markers below. Another run (e.g. a demo of another seed): ``--run`` its checkout,

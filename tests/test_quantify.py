@@ -107,6 +107,18 @@ def test_composite_lies_between_cc_and_pacc(fitted):
     assert (table["low"] <= table["estimate"]).all() and (table["estimate"] <= table["high"]).all()
 
 
+def test_composite_interval_holds_the_correction_where_the_count_leans_away(fitted):
+    """The hull of the composite's, CC's and PACC's intervals. This sample (found by search)
+    is one where the composite's own interval and CC's together exclude PACC's estimate of
+    species 3 (their hull is [9, 20] for PACC's 7.0): the weight, fitted at the CC totals,
+    leans on CC here."""
+    probs, _ = simulate(SHIFTED, 150, seed=11)
+    corrected = estimate(species_probs(probs), "pacc", fitted.replicate())
+    table = species_totals(probs, np.zeros(len(probs)), fitted, method="composite", n_boot=60)
+    assert ((table["low"] <= np.floor(corrected)) & (np.ceil(corrected) <= table["high"])).all()
+    assert table["low"][3] <= 7 < 9 <= table["high"][3]
+
+
 def test_no_empty_interval_for_a_species_whose_boxes_were_seen(fitted):
     absent = np.append(SHIFTED[:-1], 0.0) / SHIFTED[:-1].sum()
     probs, _ = simulate(absent, 200, seed=9)

@@ -27,12 +27,17 @@ that the ensemble rarely confuses the noise outweighs the bias and the weight go
 for one that it often confuses the other way. The replicates are simulated at the rounded
 CC totals rather than at PACC's: PACC's totals are unbiased but noisy, and CC's simulated
 bias at a noisy truth is too large on average (its square takes the noise in), which
-overrated PACC in the benchmark (docs/decisions.md). Its interval is the hull of its own
-basic bootstrap interval (its errors on the replicates, CC's bias included) and CC's: the
-weight is itself estimated, and CC's interval is the range the plain count allows, so a
-species whose boxes were seen is not shut at ``[0, 0]`` when PACC puts it at 0: the upper
-bound is at least that of the count's own interval (below the count only where the
-replicates show the count's boxes to be mostly other species misnamed).
+overrated PACC in the benchmark (docs/decisions.md). Its interval is the hull of three basic
+bootstrap intervals from those replicates: its own (its errors, CC's bias included), CC's
+and PACC's. The weight is itself estimated from replicates simulated at a truth (the CC
+totals) that leans the way CC errs, so the composite can sit on the wrong side of the
+truth by more than its own errors show; the hull holds whichever of the two estimates the
+sample supports (on a demo of another seed the composite's own interval and CC's held a
+rare species' consensus total in far fewer than nine samples of ten; docs/decisions.md).
+CC's interval is the range the plain count allows, so a species whose boxes were seen is
+not shut at ``[0, 0]`` when PACC puts it at 0: the upper bound is at least that of the
+count's own interval (below the count only where the replicates show the count's boxes to
+be mostly other species misnamed).
 
 A bootstrap over the sample's photos (``interval="photos"``, kept for comparison) measures
 instead how the total of another sample of as many photos would vary: it adds the animals'
@@ -159,16 +164,19 @@ def _measurement_interval(point: np.ndarray, n_boxes: int, calibration: Calibrat
 
 def _composite(probs: np.ndarray, calibration: Calibration, level: float, n_boot: int,
                rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(8,) each: PACC shrunk towards CC, its interval's low and high, and CC's weight; from
-    one simulation at the rounded CC totals (the module's docstring)."""
+    """(8,) each: PACC shrunk towards CC, its interval's low and high (the hull of its own,
+    CC's and PACC's), and CC's weight; from one simulation at the rounded CC totals (the
+    module's docstring)."""
     replicate = calibration.replicate()
     plain, corrected = estimate(probs, "cc", replicate), estimate(probs, "pacc", replicate)
     errors = _simulated_errors(np.rint(plain).astype(np.int64), len(probs), calibration, ("cc", "pacc"), n_boot, rng)
     weight = shrinkage_weight(errors["cc"], errors["pacc"])
     point = corrected + weight * (plain - corrected)
     low, high = _basic(point, errors["pacc"] + weight * (errors["cc"] - errors["pacc"]), level)
-    cc_low, cc_high = _basic(plain, errors["cc"], level)
-    return point, np.minimum(low, cc_low), np.maximum(high, cc_high), weight
+    for total, name in ((plain, "cc"), (corrected, "pacc")):
+        other_low, other_high = _basic(total, errors[name], level)
+        low, high = np.minimum(low, other_low), np.maximum(high, other_high)
+    return point, low, high, weight
 
 
 def _photo_interval(probs: np.ndarray, photos: np.ndarray, point: np.ndarray, calibration: Calibration,
