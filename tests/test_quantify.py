@@ -238,6 +238,13 @@ def test_species_totals_default_is_the_benchmarks_choice_and_docs_are_rendered(n
         f"docs/counting.md is stale: python -m benchmarks.quantify --name {name} --render --update docs/counting.md")
 
 
+def test_interval_choice_table_is_rendered():
+    text = (bench.REPO / "docs" / "decisions.md").read_text(encoding="utf-8")
+    begin, end = bench.INTERVAL_BLOCK
+    assert text[text.index(begin) + len(begin):text.index(end)].strip("\n") == bench.render_interval_choice(), (
+        "docs/decisions.md is stale: python -m benchmarks.quantify --render-intervals --update docs/decisions.md")
+
+
 def test_update_rewrites_between_the_quantify_markers(tmp_path):
     page = tmp_path / "page.md"
     page.write_text(f"before\n{bench.BEGIN}\nold\n{bench.END}\nafter\n")
