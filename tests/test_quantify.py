@@ -224,7 +224,7 @@ def test_benchmark_shift_draws_drop_one_species_and_favour_another():
         assert counts.loc[photos, dropped].sum() == 0
 
 
-@pytest.mark.parametrize("name", ["default", "seed7"])
+@pytest.mark.parametrize("name", ["default", "seed7", "seed11"])
 def test_species_totals_default_is_the_benchmarks_choice_and_docs_are_rendered(name):
     """Both demos' tables (the default and one generated with another seed) are the renders
     of their committed results; the default run's choice is the library's default method."""
