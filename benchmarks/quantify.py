@@ -201,7 +201,8 @@ def run_benchmark(args: argparse.Namespace) -> dict:
             "boxes_per_species": {SPECIES[k]: int(boxes_per_species[k]) for k in range(len(SPECIES))},
             "detector": {"recall": round(fit_outside(data, [], args.seed).recall, 4),
                          "precision": round(fit_outside(data, [], args.seed).precision, 4)},
-            "chosen": chosen, "held": args.method != "choose", "favoured": favoured, "scenarios": scenarios, "machine": machine_info(), **provenance()}
+            "chosen": chosen, "held": args.method != "choose", "favoured": favoured, "scenarios": scenarios,
+            "machine": machine_info(), **provenance()}
 
 
 def bars(result: dict) -> dict:
@@ -248,34 +249,6 @@ def render_table(result: dict) -> str:
     return "\n".join(lines)
 
 
-INTERVAL_BLOCK = ("<!-- quantify-interval:begin -->", "<!-- quantify-interval:end -->")
-INTERVAL_RESULTS = ("default", "seed7", "seed11")  # each beside <name>-interval-cc.json, where there is one
-
-
-def render_interval_choice(names: tuple[str, ...] = INTERVAL_RESULTS) -> str:
-    """Markdown: the composite's interval before (the hull of its own and CC's, results
-    ``<name>-interval-cc.json``) and now (PACC's too, ``<name>.json``), per demo and mix: the
-    lowest coverage of any judged species and the mean width."""
-    lines = ["| demo | species mix | interval: the hull of | lowest coverage of a species, consensus total "
-             "| of the true total | mean width (animals) | measured at |", "|---|---|---|---|---|---|---|"]
-    for name in names:
-        for label, path in (("the composite's and CC's (before)", RESULTS / f"{name}-interval-cc.json"),
-                            ("the composite's, CC's and PACC's (now)", RESULTS / f"{name}.json")):
-            if not path.exists():
-                continue
-            result = read_json(path)
-            for scenario, mix in (("none", "as drawn"), ("shift", "shifted")):
-                rows = result["scenarios"][scenario]
-                cells = []
-                for ref in ("consensus", "truth"):
-                    worst = min(rows, key=lambda s: rows[s][f"coverage_measurement_{ref}"])
-                    cells.append(f"{rows[worst][f'coverage_measurement_{ref}']:.0%} ({worst})")
-                width = np.mean([r["width_measurement"] for r in rows.values()])
-                lines.append(f"| {name} | {mix} | {label} | {cells[0]} | {cells[1]} | {width:.1f} "
-                             f"| `{result['commit'][:7]}` |")
-    return "\n".join(lines)
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", type=Path, default=REPO, help="a checkout with the pipeline's outputs")
@@ -292,15 +265,7 @@ def main(argv: list[str] | None = None) -> None:
                              "default demo), or held (a demo that checks the default's choice: composite)")
     parser.add_argument("--render", action="store_true", help="print the table of the saved result")
     parser.add_argument("--update", type=Path, help="with --render: rewrite this page's table")
-    parser.add_argument("--render-intervals", action="store_true",
-                        help="print the interval choice's table (--update: rewrite it in that page)")
     args = parser.parse_args(argv)
-    if args.render_intervals:
-        table = render_interval_choice()
-        print(table)
-        if args.update:
-            update_doc(args.update, table, *INTERVAL_BLOCK)
-        return
     out = RESULTS / f"{args.name}.json"
     if args.render:
         table = render_table(read_json(out))

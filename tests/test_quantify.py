@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from benchmarks import quantify as bench
+from benchmarks import quantify_intervals
 from benchmarks.seeds import update_doc
 from springtail.common.classes import N_CLASSES, PROB_COLUMNS
 from springtail.common.io import read_json
@@ -240,9 +241,9 @@ def test_species_totals_default_is_the_benchmarks_choice_and_docs_are_rendered(n
 
 def test_interval_choice_table_is_rendered():
     text = (bench.REPO / "docs" / "decisions.md").read_text(encoding="utf-8")
-    begin, end = bench.INTERVAL_BLOCK
-    assert text[text.index(begin) + len(begin):text.index(end)].strip("\n") == bench.render_interval_choice(), (
-        "docs/decisions.md is stale: python -m benchmarks.quantify --render-intervals --update docs/decisions.md")
+    begin, end = quantify_intervals.BLOCK
+    assert text[text.index(begin) + len(begin):text.index(end)].strip("\n") == quantify_intervals.render(), (
+        "docs/decisions.md is stale: python -m benchmarks.quantify_intervals --update docs/decisions.md")
 
 
 def test_update_rewrites_between_the_quantify_markers(tmp_path):
