@@ -12,10 +12,10 @@ from springtail.report.html import Section
 
 LEAD = ("The validation photos counted as one sample, as springtail-count counts a folder. "
         "Estimate: the species' total corrected for the detector's misses and false boxes and for "
-        "the classifier's confusion; the interval holds the true total 90 times in 100 (over many "
-        "samples). cc is the plain count of boxes named so; boxes to check have a species "
-        "probability below 0.5. These photos also calibrated the correction, so the match with the "
-        "annotated column is optimistic.")
+        "the classifier's confusion; the 90 % interval is meant to hold the true total in 9 samples of "
+        "10 (how often it did on the demos, species by species: the counting docs). cc is the plain "
+        "count of boxes named so; boxes to check have a species probability below 0.5. These photos "
+        "also calibrated the correction, so the match with the annotated column is optimistic.")
 
 
 def totals_section(totals: pd.DataFrame, annotated: dict[str, int]) -> Section:
