@@ -2,6 +2,7 @@
 
     .venv/bin/python -m benchmarks.quantify_boxes [--run DIR] [--out BOXES]   # once per run (about a minute)
     .venv/bin/python -m benchmarks.quantify [--run DIR] [--boxes BOXES] [--name default] [--draws 200]
+                                            [--method composite]   # on a demo that checks the default
     .venv/bin/python -m benchmarks.quantify --render [--name default] [--update docs/counting.md]
 
 Draws ``--draws`` samples of ``--photos`` validation photos for each scenario: ``none``
@@ -31,6 +32,7 @@ default is held there, not chosen again.
 from __future__ import annotations
 
 import argparse
+import inspect
 import sys
 from pathlib import Path
 
@@ -237,8 +239,9 @@ def render_table(result: dict) -> str:
     verdicts = "; ".join(f"{bar}: {'met' if ok else 'not met'}" for bar, ok in bars(result).items())
     choice = f"the choice: {chosen.upper()}"
     if result.get("held"):
-        choice = (f"{chosen.upper()} held as chosen on the default demo; the lowest summed MAE on these draws: "
-                  f"{result['favoured'].upper()}")
+        default = inspect.signature(species_totals).parameters["method"].default
+        held = "the library's default" if chosen == default else "set by --method"
+        choice = f"{chosen.upper()} held, {held}; the lowest summed MAE on these draws: {result['favoured'].upper()}"
     lines += ["", f"{result['draws']} draws of {result['photos_per_draw']} of the {result['validation_photos']} "
               f"validation photos per species mix (shifted: the photos of one species {result['shift_weight']:g} "
               f"times likelier, those of another dropped), each corrected with a calibration fitted on the "

@@ -40,12 +40,14 @@ def render(names: tuple[str, ...] = NAMES) -> str:
             for scenario, mix in (("none", "as drawn"), ("shift", "shifted")):
                 rows = result["scenarios"][scenario]
                 cells = []
-                for ref in ("consensus", "truth"):
+                for ref in ("consensus", "truth") if result["truth"] else ("consensus",):
                     worst = min(rows, key=lambda s: rows[s][f"coverage_measurement_{ref}"])
                     cells.append(f"{rows[worst][f'coverage_measurement_{ref}']:.0%} ({worst})")
                 width = np.mean([r["width_measurement"] for r in rows.values()])
+                changes = " with changes" if result.get("dirty") else ""
+                cells += ["-"] * (2 - len(cells))  # a run without a truth file
                 lines.append(f"| {name} | {mix} | {label} | {cells[0]} | {cells[1]} | {width:.1f} "
-                             f"| `{result['commit'][:7]}` |")
+                             f"| `{result['commit'][:7]}`{changes} |")
     return "\n".join(lines)
 
 

@@ -67,12 +67,15 @@ def test_fit_gives_finite_probabilities(name, data):
     assert list(model.classes_) == list(range(9))
     assert set(model.predict(X)) <= set(range(9))
     assert model.summary()["val_macro_f1"] is not None
-    if hasattr(model, "predict_proba_views"):  # the views that predict_proba averages
-        views = model.predict_proba_views(X, batch_size=10)
-        assert views.shape == (8, len(X), 9) and model.predict_proba_views(X, tta=False).shape == (1, len(X), 9)
-        averaged = views.mean(axis=0).astype(np.float64)
-        np.testing.assert_allclose(averaged / averaged.sum(axis=1, keepdims=True),
-                                   model.predict_proba(X, tta=True, batch_size=10), atol=1e-6)
+    assert hasattr(model, "predict_proba_views") == (name != "cnn_xgb")  # the networks' per-view probabilities
+    if name != "cnn_xgb":
+        views = model.predict_proba_views(X, tta=True, batch_size=10)
+        plain = model.predict_proba_views(X, tta=False, batch_size=10)
+        mirrored = model.predict_proba_views(np.ascontiguousarray(X[:, :, ::-1]), tta=False, batch_size=10)
+        assert views.shape == (8, len(X), 9) and plain.shape == mirrored.shape == (1, len(X), 9)
+        np.testing.assert_allclose(views[0], plain[0], atol=1e-5)  # view 0: the crops as they are
+        np.testing.assert_allclose(views[1], mirrored[0], atol=1e-5)  # view 1: mirrored left-right
+        assert not np.allclose(views[0], views[1], atol=1e-5)  # the views differ
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
