@@ -5,8 +5,8 @@
 
 Takes the checkpoints of every enabled member from each named DVC experiment (the paths
 its commit's dvc.lock records, read through DVC from the local cache; the experiments of
-`python -m benchmarks.seeds`), predicts the validation fold's crops and the test crops under each of the 8 flips/rotations
-once, and scores the mean-probability ensemble (the default combiner) and each member with
+`python -m benchmarks.seeds`), predicts the validation fold's crops and the test crops under
+each of the 8 flips/rotations once, and scores the mean-probability ensemble (the default combiner) and each member with
 1, 2, 4 and 8 of those views averaged. The views are the codes of
 ``springtail.models.augment.dihedral``; training draws all 8 at random, so each is a crop the
 members have learned. Validation (out of fold) and public macro F1 choose; the private F1 is
